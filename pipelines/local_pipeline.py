@@ -45,6 +45,7 @@ def create_pipeline(
     transform_module: str = TRANSFORM_MODULE,
     trainer_module: str = TRAINER_MODULE,
     enable_cache: bool = True,
+    selector_tower_fn: str | None = "build_tower",
     **selector_params: Any,
 ):
     """The pipeline definition, for any orchestrator.
@@ -65,6 +66,9 @@ def create_pipeline(
         transform_module: Transform module file.
         trainer_module: Trainer module file.
         enable_cache: Reuse results of executions with unchanged inputs.
+        selector_tower_fn: A tower factory in ``trainer_module`` that the selector scores
+            features with, so they are chosen for the trainer's own head (its default
+            widths); None uses recsel's default tower.
         **selector_params: ``SequentialAttentionSelector`` arguments (``num_features``,
             ``latency_budget_ms``, ``embedding_dim``, ``seed``, ...).
 
@@ -89,6 +93,11 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         statistics=statistics_gen.outputs["statistics"],
         label_key=label_key,
+        **(
+            dict(module_file=trainer_module, tower_fn=selector_tower_fn)
+            if selector_tower_fn
+            else {}
+        ),
         **selector_params,
     )
     transform = tfx.components.Transform(

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
@@ -125,6 +126,23 @@ class TableLookup(tf_keras.layers.Layer):
         return tf.gather(self.table, tf.cast(value, tf.int64))
 
 
+def build_tower(hidden_units: Sequence[int] = (64, 32), seed: int = 0) -> tf_keras.Sequential:
+    """The ranker's head: ReLU layers and one logit.
+
+    The selector loads this same function (``tower_fn="build_tower"``), so features are
+    chosen for the head that this trainer trains.
+
+    Args:
+        hidden_units: Widths of the hidden layers.
+        seed: Initializer seed.
+    """
+    init = tf_keras.initializers.GlorotUniform(seed)
+    return tf_keras.Sequential(
+        [tf_keras.layers.Dense(u, "relu", kernel_initializer=init) for u in hidden_units]
+        + [tf_keras.layers.Dense(1, kernel_initializer=init)]
+    )
+
+
 class RankingModel(tfrs.models.Model):
     """Transform graph, then the selected embeddings, a ReLU tower and a Ranking task.
 
@@ -144,11 +162,7 @@ class RankingModel(tfrs.models.Model):
         super().__init__()
         self.tft_layer = transform_output.transform_features_layer()
         self.lookups = [TableLookup(t) for t in tables]
-        init = tf_keras.initializers.GlorotUniform(seed)
-        self.tower = tf_keras.Sequential(
-            [tf_keras.layers.Dense(u, "relu", kernel_initializer=init) for u in hidden_units]
-            + [tf_keras.layers.Dense(1, kernel_initializer=init)]
-        )
+        self.tower = build_tower(hidden_units, seed)
         self.task = tfrs.tasks.Ranking(
             loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
             metrics=[tf_keras.metrics.AUC(from_logits=True, name="auc")],

@@ -63,6 +63,7 @@ def cache_key(
     seed: int = 0,
     num_models: int = 12,
     repeats: int = 20,
+    tower: str | None = None,
 ) -> str:
     """Hash of everything a calibration's result depends on, except the sample rows.
 
@@ -75,6 +76,8 @@ def cache_key(
         seed: Calibration seed.
         num_models: Calibration models.
         repeats: Timed calls per model.
+        tower: ``recsel.tower.tower_fingerprint`` of a custom tower (None: the ReLU
+            tower of ``hidden_units``).
 
     Returns:
         A hex SHA-256 digest.
@@ -92,11 +95,13 @@ def cache_key(
         "features": [_structure(s) for s in features],
         "calibration": [int(seed), int(num_models), int(repeats)],
     }
+    if tower is not None:  # absent for the default tower, so existing caches stay valid
+        material["tower"] = tower
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
 def cache_path(features: FeatureSet, hidden_units: Sequence[int], batch_size: int,
-               cache_dir: str | None = None, **calibration: int) -> str:  # fmt: skip
+               cache_dir: str | None = None, **calibration) -> str:  # fmt: skip
     """Where ``calibrate`` caches the model for these arguments.
 
     Args:
@@ -104,7 +109,7 @@ def cache_path(features: FeatureSet, hidden_units: Sequence[int], batch_size: in
         hidden_units: As for ``cache_key``.
         batch_size: As for ``cache_key``.
         cache_dir: Cache folder (default ``default_cache_dir()``).
-        **calibration: ``seed``, ``num_models``, ``repeats`` as for ``cache_key``.
+        **calibration: ``seed``, ``num_models``, ``repeats``, ``tower`` as for ``cache_key``.
 
     Example:
         >>> cache_path(features, (64, 32), 512, "/tmp/cost", num_models=12)

@@ -75,6 +75,7 @@ class BudgetController:
                 trainer.valid,
                 seed=config.seed,
                 progress=trainer.progress,
+                tower=config.tower,
             )
         controller = cls(trainer, config, cost_model, workdir)
         controller.check_achievable()
@@ -110,7 +111,8 @@ class BudgetController:
             }
             cheapest = min(predicted, key=predicted.get)
             kept = self.features.subset([cheapest], {cheapest: self._min_width(cheapest)})
-            measured = self._measure(Ranker(PrunedEmbedding(kept), self.config.hidden_units), kept)
+            cheapest_model = Ranker(PrunedEmbedding(kept), config.hidden_units, tower=config.tower)
+            measured = self._measure(cheapest_model, kept)
             self.minimum.update(latency_ms=measured.p50_ms, latency_feature=cheapest)
             if measured.p50_ms > config.latency_budget_ms:
                 raise BudgetError(

@@ -83,8 +83,17 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--epochs", type=float, default=1.0, help="Passes over the training rows (keep ~1)."
     )
+    group.add_argument(
+        "--train-steps", type=int, help="Training steps of the whole run (overrides --epochs)."
+    )
     group.add_argument("--learning-rate", type=float, default=3e-3)
     group.add_argument("--seed", type=int, default=0)
+    group.add_argument(
+        "--tower",
+        metavar="SPEC",
+        help="Custom selection tower: 'file.py:function' or 'package.module:function' returning "
+        "a tf_keras layer from the embedding vector to one logit (see recsel.tower).",
+    )
     parser.add_argument("--output-dir", required=True, help="Where the outputs go (must be empty).")
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace a non-empty --output-dir."
@@ -157,8 +166,10 @@ def config_from_args(args: argparse.Namespace):
         max_dim=args.max_dim,
         batch_size=args.batch_size,
         epochs=args.epochs,
+        train_steps=getattr(args, "train_steps", None),
         learning_rate=args.learning_rate,
         seed=args.seed,
+        tower=getattr(args, "tower", None),
     )
 
 

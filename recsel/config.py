@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 COST_RULES = ("ratio", "weight")
@@ -25,6 +26,7 @@ class SelectionConfig:
         batch_size: Training batch size.
         epochs: Passes over the training rows across the whole run. Keep it about 1:
             when examples repeat, ID-like features win by memorisation.
+        train_steps: Training steps of the whole run; overrides ``epochs`` when given.
         learning_rate: Adam learning rate.
         warmup_fraction: Leading share of the first round with all gates at 1.
         chunk_phase_fraction: Trailing share of each round spent choosing widths.
@@ -33,7 +35,11 @@ class SelectionConfig:
             rate per step, so over ~10-step selection phases the paper's scale (1) leaves
             weights near uniform and copies can win by noise; 10 separates them (see
             BENCHMARKS.md, planted recovery).
-        hidden_units: The selection tower's hidden widths.
+        hidden_units: The selection tower's hidden widths (ignored with ``tower``).
+        tower: A custom selection tower instead of the ReLU one: a factory returning a
+            ``tf_keras`` layer from ``[batch, width]`` to ``[batch, 1]`` logits, or a spec
+            string ``"file.py:function"`` / ``"package.module:function"`` naming one (see
+            ``recsel.tower``). Use the head of the ranker you will serve.
         features_per_round: Features selected per round when rounds are used (a budget).
         latency_budget_ms: Serving latency budget (p50, at ``serving_batch_size``).
         memory_budget_bytes: Embedding-table memory budget.
@@ -58,12 +64,14 @@ class SelectionConfig:
     max_dim: int | None = None
     batch_size: int = 256
     epochs: float = 1.0
+    train_steps: int | None = None
     learning_rate: float = 3e-3
     warmup_fraction: float = 0.1
     chunk_phase_fraction: float = 0.3
     l2: float = 1e-4
     logit_scale: float = 10.0
     hidden_units: tuple[int, ...] = (64, 32)
+    tower: str | Callable | None = None
     features_per_round: int | None = None
     latency_budget_ms: float | None = None
     memory_budget_bytes: float | None = None
@@ -98,9 +106,25 @@ class SelectionConfig:
             raise ValueError(f"dim_fraction must be in (0, 1], got {self.dim_fraction}.")
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError("epochs, batch_size and learning_rate must be positive.")
+        if self.train_steps is not None and self.train_steps < 1:
+            raise ValueError(f"train_steps must be at least 1, got {self.train_steps}.")
         if self.cost_rule not in COST_RULES:
             raise ValueError(f"cost_rule must be one of {COST_RULES}, got {self.cost_rule!r}.")
         object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
+        if self.tower is not None and not (callable(self.tower) or isinstance(self.tower, str)):
+            raise ValueError(
+                f"tower must be a factory function or a 'file.py:function' spec, got {self.tower!r}."
+            )
+
+    def planned_steps(self, num_rows: int) -> int:
+        """Training steps of the run on ``num_rows`` training rows."""
+        if self.train_steps is not None:
+            return self.train_steps
+        return max(1, math.ceil(num_rows * self.epochs / self.batch_size))
+
+    def planned_passes(self, num_rows: int) -> float:
+        """Passes over ``num_rows`` training rows that the planned steps make."""
+        return self.planned_steps(num_rows) * self.batch_size / max(1, num_rows)
 
     @property
     def has_budget(self) -> bool:
@@ -124,8 +148,11 @@ class SelectionConfig:
         return k
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        from recsel.tower import tower_name
+
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["hidden_units"] = list(self.hidden_units)
+        out["tower"] = tower_name(self.tower)  # a callable is recorded by its import name
         return out
 
     @classmethod

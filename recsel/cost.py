@@ -34,6 +34,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
 from recsel.selection import embedding_bytes
 from recsel.serving import load_serving_fn, serialize_examples
+from recsel.tower import resolve_tower, tower_fingerprint
 
 __all__ = [
     "COEFFICIENTS",
@@ -313,6 +315,7 @@ def calibrate(
     num_models: int = 12,
     repeats: int = 20,
     progress: bool = False,
+    tower: str | Callable | None = None,
 ) -> CostModel:
     """Measures pruned rankers on this machine and fits a ``CostModel`` (or loads it).
 
@@ -327,6 +330,7 @@ def calibrate(
         repeats: Timed calls per model, split over three interleaved passes (at least
             five calls each); the fit uses the least of the passes' p50s.
         progress: Show a progress bar.
+        tower: A custom serving tower (``recsel.tower``) instead of ``hidden_units``.
 
     Returns:
         The fitted model; ``provenance["cached"]`` says whether it came from the cache.
@@ -344,6 +348,9 @@ def calibrate(
         raise ValueError(f"hidden_units must be positive, got {tuple(hidden_units)}.")
     rows = sample_rows(sample_frame, features, batch_size)
     calibration = {"seed": seed, "num_models": num_models, "repeats": repeats}
+    tower = resolve_tower(tower)
+    if tower is not None:
+        calibration["tower"] = tower_fingerprint(tower, sum(f.embedding_dim for f in features))
     key = cache_key(features, hidden_units, batch_size, **calibration)
     path = cache_path(features, hidden_units, batch_size, cache_dir, **calibration)
     cached = _load_cached(path, key)
@@ -360,7 +367,7 @@ def calibrate(
 
             bar = tqdm(plans, desc="cost calibration: export")
         for i, kept in enumerate(bar):
-            ranker = Ranker(PrunedEmbedding(kept, seed=seed), hidden_units, seed=seed)
+            ranker = Ranker(PrunedEmbedding(kept, seed=seed), hidden_units, seed=seed, tower=tower)
             serve = load_serving_fn(
                 export_for_timing(ranker, kept, os.path.join(tmp, f"model_{i}"))
             )

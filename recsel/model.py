@@ -1,10 +1,11 @@
 """A small ranker (embeddings + DNN tower) used for selection, and its pruning.
 
 Any Keras model can host ``SequentialAttentionEmbedding``; this one is what the
-``select()`` driver trains. ``prune_ranker`` turns a trained gated ranker into a plain
-one: the embedding layer keeps only the selected columns and the first dense layer
-keeps the matching kernel rows, so predictions equal the gated model's with
-unselected candidates masked out.
+``select()`` driver trains, with recsel's ReLU tower or a user's (``recsel.tower``).
+``prune_ranker`` turns a trained gated ranker into a plain one whose predictions equal
+the gated model's with unselected candidates masked out: the embedding keeps only the
+selected columns, and a Dense-first tower keeps the matching kernel rows (any other
+tower reads the dropped columns as zeros).
 
 Example:
     >>> ranker = Ranker(SequentialAttentionEmbedding(features), hidden_units=(64, 32))
@@ -22,15 +23,25 @@ import tensorflow as tf
 import tf_keras
 
 from recsel.layer import CUSTOM_OBJECTS, PrunedEmbedding, SequentialAttentionEmbedding
+from recsel.tower import (
+    ExpandColumns,
+    TowerFn,
+    build_tower,
+    leading_dense,
+    resolve_tower,
+    tower_name,
+)
 
 
 class Ranker(tf_keras.Model):
-    """Embedding layer, then ReLU dense layers, then one logit.
+    """Embedding layer, then ReLU dense layers and one logit, or a custom tower.
 
     Args:
         embedding: A ``SequentialAttentionEmbedding`` or ``PrunedEmbedding``.
-        hidden_units: Widths of the hidden dense layers.
+        hidden_units: Widths of the hidden dense layers (ignored with ``tower``).
         seed: Initializer seed of the tower.
+        tower: A tower factory or spec string (see ``recsel.tower``) replacing the
+            dense layers; it maps the embedding vector to one logit.
     """
 
     def __init__(
@@ -38,12 +49,19 @@ class Ranker(tf_keras.Model):
         embedding: tf_keras.layers.Layer,
         hidden_units: Sequence[int] = (64, 32),
         seed: int = 0,
+        tower: str | TowerFn | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.embedding = embedding
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.seed = int(seed)
+        self.tower_fn = resolve_tower(tower)
+        if self.tower_fn is not None:
+            self.tower, self.logit = [], None
+            self.custom_tower = build_tower(self.tower_fn, embedding.output_width)
+            return
+        self.custom_tower = None
         self.tower = [
             tf_keras.layers.Dense(
                 units,
@@ -66,6 +84,8 @@ class Ranker(tf_keras.Model):
             x = self.embedding(inputs, training=training)
         else:
             x = self.embedding(inputs)
+        if self.custom_tower is not None:
+            return self.custom_tower(x, training=training)
         for layer in self.tower:
             x = layer(x)
         return self.logit(x)
@@ -75,6 +95,7 @@ class Ranker(tf_keras.Model):
             "embedding": tf_keras.layers.serialize(self.embedding),
             "hidden_units": self.hidden_units,
             "seed": self.seed,
+            "tower": tower_name(self.tower_fn),
         }
 
     @classmethod
@@ -92,8 +113,10 @@ def prune_ranker(ranker: Ranker) -> Ranker:
         raise TypeError(
             "prune_ranker needs a Ranker whose embedding is a SequentialAttentionEmbedding."
         )
-    pruned = Ranker(layer.pruned(), ranker.hidden_units, seed=ranker.seed)
     columns = np.asarray(layer.selected_output_columns(), np.int64)
+    if ranker.custom_tower is not None:
+        return _prune_custom_tower(ranker, layer.pruned(), columns)
+    pruned = Ranker(layer.pruned(), ranker.hidden_units, seed=ranker.seed)
     first = ranker.tower[0] if ranker.tower else ranker.logit
     kernel, bias = first.get_weights()
     target = pruned.tower[0] if pruned.tower else pruned.logit
@@ -104,5 +127,29 @@ def prune_ranker(ranker: Ranker) -> Ranker:
     return pruned
 
 
+def _prune_custom_tower(ranker: Ranker, embedding: PrunedEmbedding, columns: np.ndarray) -> Ranker:
+    source = ranker.custom_tower
+    first = leading_dense(source)
+    if first is None:
+        width = ranker.embedding.output_width
+        pruned = Ranker(
+            ExpandColumns(embedding, columns, width), seed=ranker.seed, tower=ranker.tower_fn
+        )
+        pruned.custom_tower.set_weights(source.get_weights())
+        return pruned
+    pruned = Ranker(embedding, seed=ranker.seed, tower=ranker.tower_fn)
+    target = pruned.custom_tower
+    if len(target.layers) != len(source.layers):
+        raise ValueError(
+            f"Tower factory {tower_name(ranker.tower_fn)} built towers of different depth; it must "
+            "build the same architecture on every call."
+        )
+    kernel, *rest = first.get_weights()
+    target.layers[0].set_weights([kernel[columns], *rest])
+    for source_layer, target_layer in zip(source.layers[1:], target.layers[1:]):
+        target_layer.set_weights(source_layer.get_weights())
+    return pruned
+
+
 def is_pruned(ranker: Ranker) -> bool:
-    return isinstance(ranker.embedding, PrunedEmbedding)
+    return isinstance(ranker.embedding, (PrunedEmbedding, ExpandColumns))

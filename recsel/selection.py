@@ -26,6 +26,7 @@ from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
 from recsel.model import prune_ranker
 from recsel.result import RoundRecord, SelectionResult
+from recsel.tower import resolve_tower
 from recsel.training import SelectionTrainer
 
 
@@ -127,6 +128,7 @@ def select(
         raise ValueError("The feature set has no label; set FeatureSet.label.")
     k = config.resolve_num_features(len(features))
     check_widths(features, config)
+    resolve_tower(config.tower)  # a bad tower spec fails before any training
     started = time.time()
     trainer = SelectionTrainer(
         features,
@@ -222,10 +224,11 @@ def select(
         if stop:
             break
     passes = trainer.step * config.batch_size / max(1, len(train))
-    if passes > 1.25 * config.epochs:
+    planned = config.planned_passes(len(train))
+    if passes > 1.25 * planned:
         warnings.warn(
             f"Selection needed {trainer.step} steps, {passes:.1f} passes over the {len(train)} training "
-            f"rows (epochs={config.epochs}), to give every selection event enough steps. Repeated "
+            f"rows (planned: {planned:.2f}), to give every selection event enough steps. Repeated "
             "examples favour memorisable ID-like features; use more rows or select fewer features.",
             stacklevel=2,
         )

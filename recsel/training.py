@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -76,7 +75,7 @@ class SelectionTrainer:
             logit_scale=config.logit_scale,
             seed=config.seed,
         )
-        self.model = Ranker(self.layer, config.hidden_units, seed=config.seed)
+        self.model = Ranker(self.layer, config.hidden_units, seed=config.seed, tower=config.tower)
         self.model.compile(
             optimizer=tf_keras.optimizers.Adam(config.learning_rate),
             loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
@@ -87,7 +86,7 @@ class SelectionTrainer:
         self._iterator = iter(dataset)
         self._train = train
         self._train_fn = self.model.make_train_function()
-        self.total_steps = max(1, math.ceil(len(train) * config.epochs / config.batch_size))
+        self.total_steps = config.planned_steps(len(train))
         self.trajectory: dict = {"steps": [], "weights": {n: [] for n in features.names}}
         self.selection_weights: dict[str, float] = {}
         self._writer = tf.summary.create_file_writer(log_dir) if log_dir else None

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -226,3 +227,21 @@ def test_pandas_frame_unchanged_by_select(parquet_file):
     path, _ = parquet_file
     before = pd.read_parquet(path)
     assert before.shape[0] == 3000
+
+
+def test_custom_tower_flag(parquet_file, tmp_path, capsys):
+    path, _ = parquet_file
+    towers = Path(__file__).parent / "testdata" / "towers.py"
+    out = tmp_path / "tower_out"
+    argv = ["select", path, "--label", "label", "--num-features", "2", "--quiet"]
+    code, _, stderr = _run([*argv, "--tower", f"{towers}:build_tower", "--output-dir", out], capsys)
+    assert code == 0, stderr
+    selection = json.loads((out / "selection.json").read_text())
+    assert selection["config"]["tower"] == f"{towers}:build_tower"
+
+    bad = tmp_path / "bad_tower_out"
+    code, _, stderr = _run(
+        [*argv, "--tower", f"{towers}:build_two_logits", "--output-dir", bad], capsys
+    )
+    assert code == 2 and "build_two_logits" in stderr and "[batch, 1]" in stderr
+    assert not bad.exists(), "a failed run must not leave an output directory"

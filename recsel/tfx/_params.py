@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from tfx.utils import import_utils
 
 from recsel.config import SelectionConfig
 from recsel.tabular import NAN_POLICIES
 from recsel.tfx import spec
+from recsel.tower import load_tower_fn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +85,43 @@ def parse_params(props: Mapping[str, Any]) -> SelectorParams:
         nan_policy=nan_policy,
         config=config,
     )
+
+
+def load_tower(props: Mapping[str, Any]) -> Callable | None:
+    """The custom tower factory the ``module_file``/``module_path``/``tower_fn`` keys name.
+
+    Follows the TFX user-module convention: ``module_path`` (set by TFX after packaging
+    ``module_file`` into a wheel), else ``module_file``, else a fully-qualified ``tower_fn``.
+
+    Args:
+        props: Execution properties.
+
+    Returns:
+        The factory, or None for recsel's default tower.
+
+    Raises:
+        ValueError: The module or function cannot be loaded; the message names them.
+    """
+    module_path, module_file = props.get(spec.MODULE_PATH_KEY), props.get(spec.MODULE_FILE_KEY)
+    fn_name = props.get(spec.TOWER_FN_KEY)
+    try:
+        if module_path:
+            return import_utils.import_func_from_module(
+                module_path, fn_name or spec.DEFAULT_TOWER_FN
+            )
+        if module_file:
+            return import_utils.import_func_from_source(
+                module_file, fn_name or spec.DEFAULT_TOWER_FN
+            )
+    except (ImportError, AttributeError, OSError) as err:
+        where = module_path or module_file
+        raise ValueError(
+            f"Cannot load the selector's tower function {fn_name or spec.DEFAULT_TOWER_FN!r} from "
+            f"{where!r}: {err}. Define it in the module, or set {spec.TOWER_FN_KEY} to its name."
+        ) from err
+    if fn_name:
+        return load_tower_fn(fn_name)
+    return None
 
 
 def check_plain_params(props: Mapping[str, Any]) -> None:

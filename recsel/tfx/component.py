@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from tfx import types
+from tfx.components.util import udf_utils
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
@@ -35,6 +36,9 @@ class SequentialAttentionSelectorSpec(types.ComponentSpec):
         spec.EVAL_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
         spec.EMBEDDING_DIM_KEY: ExecutionParameter(type=int, optional=True),
         spec.NAN_POLICY_KEY: ExecutionParameter(type=str, optional=True),
+        spec.MODULE_FILE_KEY: ExecutionParameter(type=str, optional=True),
+        spec.MODULE_PATH_KEY: ExecutionParameter(type=str, optional=True),
+        spec.TOWER_FN_KEY: ExecutionParameter(type=str, optional=True),
         **{
             name: ExecutionParameter(type=kind, optional=True)
             for name, kind in spec.CONFIG_PARAMETERS.items()
@@ -97,9 +101,15 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         max_dim: Largest width of a kept feature.
         batch_size: Selection-model batch size.
         epochs: Passes over the training rows (keep about 1).
+        train_steps: Training steps of the whole run (overrides ``epochs``).
         learning_rate: Selection-model learning rate.
         seed: Seed of the selection run.
         nan_policy: ``raise`` (default) or ``impute`` missing numeric values.
+        module_file: A Python file defining the custom selection tower's factory (see
+            ``recsel.tower``): it returns a ``tf_keras`` layer mapping the embedding
+            vector to one logit. Use your ranker's head, so features are chosen for it.
+        tower_fn: The factory's name in ``module_file`` (default ``build_tower``); without
+            ``module_file``, a fully-qualified ``package.module.function``.
 
     Raises:
         ValueError: Parameters the core rejects (checked here when they are plain values).
@@ -135,9 +145,12 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         max_dim: int | None = None,
         batch_size: int | None = None,
         epochs: float | None = None,
+        train_steps: int | None = None,
         learning_rate: float | None = None,
         seed: int | None = None,
         nan_policy: str = spec.DEFAULT_NAN_POLICY,
+        module_file: str | None = None,
+        tower_fn: str | None = None,
     ):
         params: dict[str, Any] = {
             spec.LABEL_KEY: label_key,
@@ -145,6 +158,8 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
             spec.EVAL_SPLIT_KEY: eval_split,
             spec.EMBEDDING_DIM_KEY: embedding_dim,
             spec.NAN_POLICY_KEY: nan_policy,
+            spec.MODULE_FILE_KEY: module_file,
+            spec.TOWER_FN_KEY: tower_fn,
             "num_features": num_features,
             "feature_fraction": feature_fraction,
             "latency_budget_ms": latency_budget_ms,
@@ -156,6 +171,7 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
             "max_dim": max_dim,
             "batch_size": batch_size,
             "epochs": epochs,
+            "train_steps": train_steps,
             "learning_rate": learning_rate,
             "seed": seed,
         }
@@ -178,3 +194,8 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
             **params,
         )
         super().__init__(spec=component_spec)
+        if module_file and udf_utils.should_package_user_modules():
+            # As for Trainer: TFX packages the module file's folder into a wheel under the
+            # pipeline root and passes it as module_path, so remote runs can import it
+            # and editing the module invalidates this component's cache.
+            udf_utils.add_user_module_dependency(self, spec.MODULE_FILE_KEY, spec.MODULE_PATH_KEY)

@@ -7,6 +7,7 @@ The executor is a thin shell around ``recsel.select`` (no selection logic of its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
@@ -29,7 +30,7 @@ from recsel.schema_io import feature_set_from_schema, read_schema
 from recsel.selection import select
 from recsel.tabular import validate_frame
 from recsel.tfx import _data, spec
-from recsel.tfx._params import SelectorParams, parse_params
+from recsel.tfx._params import SelectorParams, load_tower, parse_params
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -67,9 +68,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         eval_split: Validation split (default ``eval``).
         embedding_dim: Full embedding width of every candidate (default 16).
         nan_policy: ``raise`` (default) or ``impute`` missing numeric values.
+        module_file: Optional Python file with the custom selection tower's factory.
+        module_path: Optional importable module with it (TFX sets this after packaging
+            ``module_file`` into a wheel; the wheel is installed to import it).
+        tower_fn: The factory's name in the module (default ``build_tower``); alone, a
+            fully-qualified ``package.module.function``.
         num_features, feature_fraction, latency_budget_ms, memory_budget_bytes,
         serving_batch_size, chunk_size, dim_multiple, min_dim, max_dim, batch_size,
-        epochs, learning_rate, seed: passed to ``recsel.SelectionConfig`` (None keeps
+        epochs, train_steps, learning_rate, seed: passed to ``recsel.SelectionConfig`` (None keeps
             its default). A budget that cannot be met fails with the minimum achievable
             latency in the message.
     """
@@ -89,6 +95,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         """
         self._log_startup(input_dict, output_dict, exec_properties)
         params = parse_params(exec_properties)
+        tower = load_tower(exec_properties)
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
         schema_path = io_utils.get_only_uri_in_dir(
             artifact_utils.get_single_uri(input_dict[spec.SCHEMA_KEY])
@@ -113,7 +120,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             train,
             valid,
             features,
-            params.config,
+            dataclasses.replace(params.config, tower=tower),
             progress=False,
             checkpoint_dir=self._checkpoint_dir(),
         )

@@ -27,11 +27,17 @@ TRAIN_SPLIT_KEY = "train_split"
 EVAL_SPLIT_KEY = "eval_split"
 EMBEDDING_DIM_KEY = "embedding_dim"
 NAN_POLICY_KEY = "nan_policy"
+# A custom selection tower, TFX-style: a module file (packaged into a wheel by TFX, which
+# then sets module_path) or a module path, and the factory's name in it.
+MODULE_FILE_KEY = "module_file"
+MODULE_PATH_KEY = "module_path"
+TOWER_FN_KEY = "tower_fn"
 
 DEFAULT_TRAIN_SPLIT = "train"
 DEFAULT_EVAL_SPLIT = "eval"
 DEFAULT_EMBEDDING_DIM = 16
 DEFAULT_NAN_POLICY = "raise"
+DEFAULT_TOWER_FN = "build_tower"
 
 # Execution parameters passed straight to ``recsel.SelectionConfig`` (key == field name),
 # with their TFX parameter types.
@@ -47,6 +53,7 @@ CONFIG_PARAMETERS: dict[str, type] = {
     "max_dim": int,
     "batch_size": int,
     "epochs": float,
+    "train_steps": int,
     "learning_rate": float,
     "seed": int,
 }

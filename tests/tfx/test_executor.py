@@ -286,3 +286,42 @@ def test_table_to_frame_unwraps_scalars_and_keeps_lists():
     )
     with pytest.raises(ValueError, match=r"test split: feature 'c' has up to 2 values"):
         table_to_frame(bad, features, "y", "test split")
+
+
+TOWERS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "testdata", "towers.py")
+
+
+def test_custom_tower_from_a_module_file(testdata, tmp_path):
+    root, _ = testdata
+    params = {**PARAMS, "module_file": TOWERS, "tower_fn": "build_normalised_tower"}
+    Executor().Do(_inputs(root), _outputs(tmp_path), params)
+    result = load_selection(str(tmp_path / "feature_selection")).result
+    assert result.config["tower"].endswith(":build_normalised_tower")
+    assert len(result.selected) == 2
+
+
+def test_custom_tower_by_module_path(testdata, tmp_path):
+    """A fully-qualified tower_fn, as on workers that have the module installed."""
+    root, _ = testdata
+    params = {**PARAMS, "tower_fn": "pipelines.trainer_module.build_tower"}
+    Executor().Do(_inputs(root), _outputs(tmp_path), params)
+    result = load_selection(str(tmp_path / "feature_selection")).result
+    assert result.config["tower"] == "pipelines.trainer_module:build_tower"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"module_file": TOWERS, "tower_fn": "nope"}, r"tower function 'nope' from '.*towers\.py'"),
+        ({"module_file": TOWERS, "tower_fn": "build_two_logits"}, r"one logit \[batch, 1\]"),
+        (
+            {"tower_fn": "recsel_missing_pkg.build"},
+            r"Cannot import tower module 'recsel_missing_pkg'",
+        ),
+    ],
+)
+def test_bad_custom_tower_fails_before_publishing(testdata, tmp_path, extra, message):
+    root, _ = testdata
+    with pytest.raises(ValueError, match=message):
+        Executor().Do(_inputs(root), _outputs(tmp_path), {**PARAMS, **extra})
+    _assert_nothing_published(tmp_path)

@@ -19,7 +19,13 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow.python.framework import tensor_util
 from tfx import v1 as tfx
 
-from pipelines.local_pipeline import create_pipeline, run_local, summarise, write_synthetic_csv
+from pipelines.local_pipeline import (
+    TRAINER_MODULE,
+    create_pipeline,
+    run_local,
+    summarise,
+    write_synthetic_csv,
+)
 from recsel.features import FeatureSet
 from recsel.serving import serialize_examples
 from recsel.tfx import SequentialAttentionSelector, load_selection
@@ -104,6 +110,17 @@ def test_transform_and_trainer_consume_the_pruned_schema(run):
 
 
 @pytest.mark.slow
+def test_selector_scored_features_with_the_trainers_tower(run):
+    """The trainer module reached the selector as a TFX-packaged wheel (module_path)."""
+    _, _, store = run
+    selector = _executions(store, SELECTOR)[0]
+    module_path = selector.custom_properties["module_path"].string_value  # exec property
+    assert module_path.split("@")[1].endswith(".whl"), f"no packaged wheel: {module_path}"
+    result = load_selection(_output_uri(store, selector, "feature_selection")).result
+    assert result.config["tower"].endswith(":build_tower"), result.config["tower"]
+
+
+@pytest.mark.slow
 def test_second_run_is_served_from_the_cache(run):
     _, _, store = run
     for component in (SELECTOR, "Transform", "SelectionAwareTrainer"):
@@ -185,6 +202,8 @@ def test_multi_processing_beam_gives_the_same_selection(run, tmp_path):
         examples=gen.outputs["examples"],
         schema=schema.outputs["schema"],
         label_key="label",
+        module_file=TRAINER_MODULE,
+        tower_fn="build_tower",
         **params,
     ).with_beam_pipeline_args(MULTI_PROCESSING)  # no statistics input: the selector runs TFDV
     run_local(
