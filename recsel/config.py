@@ -47,10 +47,12 @@ class SelectionConfig:
         cost_rule: ``ratio`` (attention weight per unit of marginal cost) or ``weight``.
         plateau_tolerance: Stop rounds when AUC improves by less than this; the final
             round is the smallest in-budget one within this of the best in-budget AUC.
-        finetune_steps: Steps of training the pruned copy gets before each round's
-            evaluation (0: evaluate as pruned). Pruning removes the pending candidates'
-            softmax share, which the tower had learnt to expect, so an un-tuned copy is
-            miscalibrated; the copy is discarded after evaluation.
+        finetune_steps: Steps at the end of each round that train the model with hard
+            gates (unselected features and chunks off) before the round is evaluated (0:
+            evaluate as pruned). Pruning removes the pending candidates' softmax share,
+            which the tower had learnt to expect, so an un-tuned pruned model is
+            miscalibrated. The steps reuse the compiled training step, and the pruned
+            copy then predicts exactly as the tuned model.
         seed: Seed of initialisation, shuffling and TensorFlow ops.
         log_every: Record the attention trajectory every this many steps.
     """

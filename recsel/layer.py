@@ -42,10 +42,19 @@ class _EmbeddingsBase(tf_keras.layers.Layer):
         self.features = _as_feature_set(features)
         self.l2 = float(l2)
         self.seed = int(seed)
+        # The penalty is added once on the concatenation (_embed_concat), not per feature:
+        # the same value, with a fraction of the graph ops (tracing dominates short runs).
         self.embeddings = {
-            spec.name: FeatureEmbedding(spec, l2=l2, seed=seed + i)
+            spec.name: FeatureEmbedding(spec, l2=0.0, seed=seed + i)
             for i, spec in enumerate(self.features)
         }
+
+    def _embed_concat(self, inputs: dict) -> tf.Tensor:
+        """All features' embeddings side by side, with the l2 penalty on the looked-up rows."""
+        embedded = tf.concat(self._embed_all(inputs), axis=1)
+        if self.l2 > 0:
+            self.add_loss(self.l2 * tf.reduce_mean(tf.reduce_sum(tf.square(embedded), axis=1)))
+        return embedded
 
     def _embed_all(self, inputs: dict) -> list[tf.Tensor]:
         missing = [n for n in self.features.names if n not in inputs]
@@ -184,7 +193,7 @@ class SequentialAttentionEmbedding(_EmbeddingsBase):
         return tf.where(self.hard_mask > 0, hard, soft)
 
     def call(self, inputs: dict, training: bool | None = None) -> tf.Tensor:
-        embedded = tf.concat(self._embed_all(inputs), axis=1)
+        embedded = self._embed_concat(inputs)
         return embedded * self._gates(bool(training) and training is not None)
 
     # ------------------------------------------------------------- selection state
@@ -303,7 +312,7 @@ class PrunedEmbedding(_EmbeddingsBase):
         super().__init__(features, l2=l2, seed=seed, **kwargs)
 
     def call(self, inputs: dict) -> tf.Tensor:
-        return tf.concat(self._embed_all(inputs), axis=1)
+        return self._embed_concat(inputs)
 
 
 CUSTOM_OBJECTS = {

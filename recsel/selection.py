@@ -162,10 +162,13 @@ def select(
             break
         if index < resumed.get("round", 0):
             continue
-        done = resumed.get("round_steps_done", 0) if index == resumed.get("round") else 0
+        resuming = index == resumed.get("round")
+        done = resumed.get("round_steps_done", 0) if resuming else 0
+        tuned = resumed.get("finetune_done", 0) if resuming else 0
         if done:  # resuming inside this round: its schedule is in the restored variables
             steps = resumed["round_steps"]
         else:
+            layer.hard_mask.assign(0.0)  # pending candidates compete again
             if budget_controller is not None:
                 planned = budget_controller.prepare_round(planned)
                 if planned == 0:
@@ -183,20 +186,29 @@ def select(
                 chunk_phase_fraction=config.chunk_phase_fraction,
             )
 
-        def run_state(done_now: int, index=index, steps=steps, done=done) -> dict:
+        def run_state(done_now: int, index=index, steps=steps, done=done, tuned=0) -> dict:
             return {
                 "round": index,
                 "round_steps": steps,
                 "round_steps_done": done + done_now,
+                "finetune_done": tuned,
                 "rounds": [dataclasses.asdict(r) for r in rounds],
             }
 
         trainer.state_provider = run_state
-        trainer.train(steps - done, description=f"round {index + 1}/{len(plan)}")
+        if steps > done:
+            trainer.train(steps - done, description=f"round {index + 1}/{len(plan)}")
         widths = _finalise_widths(trainer, config)
+        # Fine-tune in place with the hard mask: the model then predicts as its pruned
+        # copy will (no pending-candidate share), and the compiled step is reused.
+        layer.freeze()
+        trainer.state_provider = lambda n, steps=steps, tuned=tuned: run_state(
+            0, steps=steps, done=steps, tuned=tuned + n
+        )
+        if config.finetune_steps > tuned:
+            trainer.train(config.finetune_steps - tuned, description=f"round {index + 1} fine-tune")
         pruned = prune_ranker(trainer.model)
         kept = features.subset(layer.selected_features(), widths)
-        trainer.finetune(pruned, kept, config.finetune_steps)
         record = RoundRecord(
             index=index,
             selected=layer.selected_features(),
@@ -223,11 +235,12 @@ def select(
             print(_round_line(record, len(features)), flush=True)
         if stop:
             break
-    passes = trainer.step * config.batch_size / max(1, len(train))
+    selection_steps = trainer.step - config.finetune_steps * len(rounds)
+    passes = selection_steps * config.batch_size / max(1, len(train))
     planned = config.planned_passes(len(train))
     if passes > 1.25 * planned:
         warnings.warn(
-            f"Selection needed {trainer.step} steps, {passes:.1f} passes over the {len(train)} training "
+            f"Selection needed {selection_steps} steps, {passes:.1f} passes over the {len(train)} training "
             f"rows (planned: {planned:.2f}), to give every selection event enough steps. Repeated "
             "examples favour memorisable ID-like features; use more rows or select fewer features.",
             stacklevel=2,

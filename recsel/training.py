@@ -93,10 +93,12 @@ class SelectionTrainer:
         self.step_callback = step_callback
         self.checkpoint_every = int(checkpoint_every)
         self._manager = None
+        # Building the optimizer's slots now means the train step is traced once, not
+        # twice (a first trace that creates variables is thrown away).
+        self.model.optimizer.build(self.model.trainable_variables)
         if checkpoint_dir:
             # Run bookkeeping rides inside the checkpoint, so state and weights never disagree.
             self._state_json = tf.Variable("", dtype=tf.string, trainable=False)
-            self.model.optimizer.build(self.model.trainable_variables)
             checkpoint = tf.train.Checkpoint(
                 model=self.model,
                 optimizer=self.model.optimizer,
@@ -206,25 +208,6 @@ class SelectionTrainer:
                 for name, value in zip(self.features.names, weights):
                     tf.summary.scalar(f"attention/{name}", float(value))
             self._writer.flush()
-
-    def finetune(self, model: tf_keras.Model, features: FeatureSet, steps: int) -> None:
-        """Trains a pruned copy for ``steps`` steps on its own shuffled pass of the training rows."""
-        if steps <= 0:
-            return
-        model.compile(
-            optimizer=tf_keras.optimizers.Adam(self.config.learning_rate),
-            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
-        )
-        dataset = to_dataset(
-            self._train,
-            features,
-            self.label,
-            self.config.batch_size,
-            shuffle=True,
-            seed=self.config.seed + 1 + self.step,
-            repeat=True,
-        )
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
 
     def evaluate(self, model: tf_keras.Model, features: FeatureSet) -> dict[str, float]:
         """Validation AUC and log loss of ``model`` (which reads ``features``)."""
