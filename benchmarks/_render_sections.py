@@ -35,7 +35,8 @@ QUICK_CAVEAT = (
     "search capped at a few candidates per step, so AUC differences of a few thousandths "
     "are within noise. Training runs are short, so fixed costs weigh on the cost ratios: "
     "graph building of every new model, and recsel's minimum number of steps per selection "
-    "event plus its 50 fine-tuning steps, which can exceed one pass over the training rows. "
+    "event plus its 50 hard-gated fine-tuning steps, which can exceed one pass over the "
+    "training rows. "
     "The cap makes greedy far cheaper than a real forward search. `make bench` runs the full "
     "sizes."
 )

@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{preset['candidates']} candidates, and {', '.join(map(str, preset['candidate_sweep']))} "
             f"candidates at {preset['rows']} rows; k = the planted informative count; default "
             "SelectionConfig (1 epoch, batch 256, but at least recsel's minimum steps per "
-            "selection event, which set the step count at small row counts; 50 fine-tuning "
+            "selection event, which set the step count at small row counts; 50 hard-gated fine-tuning "
             "steps). One fresh subprocess per point: select() time includes its "
             "one-off graph building; 'Setup to 1st step' isolates it. Peak RSS is sampled "
             "every 50 ms during select()."

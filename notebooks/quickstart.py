@@ -219,8 +219,8 @@ print(f"Validation AUC with only the selected features and chunks: {frozen['auc'
 #
 # `recsel.select(train, valid, features, config)` is the one core that the CLI, the TFX
 # component and the Beam pipeline all call. It trains its own gated ranker in **rounds**:
-# each round selects a few more features (two here) and their widths, prunes the model,
-# fine-tunes the pruned copy briefly and measures it on the validation split.
+# each round selects a few more features (two here) and their widths, trains briefly with
+# hard gates, prunes the model and measures the pruned copy on the validation split.
 #
 # With `latency_budget_ms` set, each round's pruned model is exported as a real SavedModel
 # and its `serving_default` signature is timed on serialized `tf.Example`s at
@@ -241,7 +241,7 @@ print(f"Validation AUC with only the selected features and chunks: {frozen['auc'
 base_config = recsel.SelectionConfig(
     serving_batch_size=512,
     features_per_round=2,
-    finetune_steps=0 if SMALL else 50,  # the smoke run skips fine-tuning the pruned copies
+    finetune_steps=0 if SMALL else 50,  # the smoke run skips the hard-gated fine-tuning
     batch_size=BATCH,
     seed=0,
 )
