@@ -24,7 +24,7 @@ METHOD_NOTES = {
     ),
     "greedy": (
         "forward selection retraining one model per candidate per step, validation AUC; "
-        "capped at {cap} random candidates per step"
+        "candidates tried per step: {cap}"
     ),
     "recsel": "`recsel.select(num_features=k)`, one run, default settings",
     "recsel_ensemble": "consensus of the single recsel runs of all seeds (`recsel.beam.consensus`)",
@@ -245,7 +245,8 @@ def _compare_dataset(section: dict, cap: Any) -> list[str]:
 
 
 def compare_section(name: str, data: dict) -> str:
-    cap = next((d.get("greedy_max_candidates") for d in data["datasets"]), None)
+    caps = {d["name"]: d.get("greedy_max_candidates") for d in data["datasets"]}
+    cap = ", ".join(f"{n}: {c or 'all'}" for n, c in caps.items())
     protocol = data.get("protocol", {})
     lines = [
         "## compare_methods",
@@ -260,13 +261,13 @@ def compare_section(name: str, data: dict) -> str:
         "that absorbs one-off graph conversion. Methods:",
         "",
     ]
-    lines += [f"- **{m}**: {note.format(cap=cap if cap else 'no')}" for m, note in
+    lines += [f"- **{m}**: {note.format(cap=cap)}" for m, note in
               METHOD_NOTES.items()]  # fmt: skip
     lines.append("")
     if data.get("mode") == "quick":
         lines += [QUICK_CAVEAT, ""]
     for section in data["datasets"]:
-        lines += _compare_dataset(section, cap)
+        lines += _compare_dataset(section, section.get("greedy_max_candidates"))
         lines.append("")
     return "\n".join(lines)
 
