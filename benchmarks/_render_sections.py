@@ -124,7 +124,7 @@ def _shown(step: dict, results: dict[str, dict]) -> str:
         return "no results file"
     if _invocation(shown.get("command", "")) == _invocation(step["command"]):
         return "this run"
-    return f"a later run: `{fmt(_invocation(shown.get('command', '?')))}`"
+    return f"another run (dated in its section): `{fmt(_invocation(shown.get('command', '?')))}`"
 
 
 def run_all_section(name: str, data: dict, results: dict[str, dict] | None = None) -> str:

@@ -94,7 +94,7 @@ def test_render_known_unknown_and_broken_files(tmp_path):
     out = render.write_benchmarks(tmp_path, tmp_path / "BENCHMARKS.md")
     text = out.read_text()
     assert "**25.0 min**" in text and "Quick-mode limit 20 min: **MISS**" in text
-    assert "a later run: `-m x`" in text and "no results file" in text
+    assert "another run (dated in its section): `-m x`" in text and "no results file" in text
     assert "ratio **1.100**" in text and "**MISS**" in text  # 1.1 + 1e-9 misses <= 1.1
     assert "| rows | peak_mib | formats |" in text and "| 10 | 12.5 | a, b |" in text
     assert "Machine: platform linux." in text
