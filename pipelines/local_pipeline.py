@@ -13,7 +13,7 @@ every multi-hot cell then holds exactly one token, and it is written as that tok
 plain categorical column; a one-token bag is its token, so the planted roles hold).
 
 Example:
-    python -m pipelines.local_pipeline --rows 10000 --output-dir runs/tfx_demo
+    python -m pipelines.local_pipeline --rows 10000 --latency-budget 50% --output-dir runs/tfx_demo
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def create_pipeline(
             features with, so they are chosen for the trainer's own head (its default
             widths); None uses recsel's default tower.
         **selector_params: ``SequentialAttentionSelector`` arguments (``num_features``,
-            ``latency_budget_ms``, ``embedding_dim``, ``seed``, ...).
+            ``latency_budget_ms``, ``latency_budget_fraction``, ``embedding_dim``, ``seed``, ...).
 
     Returns:
         The ``tfx.dsl.Pipeline``.
@@ -334,11 +334,21 @@ def summarise(metadata_path: str, serving_model_dir: str, data=None) -> str:
     for name in result.selected:
         extra = f"  ({role[name]})" if name in role else ""
         lines.append(f"  {name:<6s} dim {result.dims[name]:>3d}/{result.full_dims[name]}{extra}")
-    final = result.rounds[-1]
-    if result.budget and result.budget.get("latency_ms") is not None:
-        lines.append(
+    final = result.rounds[result.final_round]
+    budget = result.budget or {}
+    if budget.get("latency_ms") is not None:
+        line = (
             f"Measured p50 latency {final.latency_ms_p50:.3f} ms vs budget "
-            f"{result.budget['latency_ms']:.3f} ms (batch {result.budget['serving_batch_size']})"
+            f"{budget['latency_ms']:.3f} ms"
+        )
+        if budget.get("latency_fraction") is not None:
+            line += (
+                f" ({budget['latency_fraction']:.0%} of the full model's "
+                f"{budget['full_model_latency_ms']:.3f} ms)"
+            )
+        lines.append(
+            f"{line}, batch {budget['serving_batch_size']}, round {final.index + 1} "
+            f"of {len(result.rounds)}"
         )
     lines.append(f"Selector validation AUC {result.metrics['auc']:.4f}")
     lines.append(
@@ -355,12 +365,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--rows", type=int, default=40_000)
     parser.add_argument("--output-dir", default="runs/tfx_demo")
-    parser.add_argument("--num-features", type=int, default=8)
-    parser.add_argument("--latency-budget-ms", type=float)
+    parser.add_argument(
+        "--latency-budget",
+        default="50%",
+        metavar="TIME|PCT|none",
+        help="p50 serving latency budget: a time (3ms), a share of the full model's latency "
+        "measured here (default 50%%), or 'none' for no budget.",
+    )
+    parser.add_argument(
+        "--num-features",
+        type=int,
+        default=8,
+        help="Features to keep, within the budget (default 8; 0: as many as the budget allows).",
+    )
     parser.add_argument("--train-steps", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
     args, beam_args = parser.parse_known_args(argv)
     import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+    from recsel.cli import parse_latency_budget
+
+    budget = None
+    if args.latency_budget.lower() != "none":
+        try:
+            budget = parse_latency_budget(args.latency_budget)
+        except argparse.ArgumentTypeError as err:
+            parser.error(str(err))
 
     started = time.time()
     out = os.path.abspath(args.output_dir)
@@ -369,10 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serving_dir = os.path.join(out, "serving_model")
     data = write_synthetic_csv(data_root, args.rows, args.seed)
     selector_params: dict[str, Any] = {"batch_size": 64, "seed": args.seed}
-    if args.latency_budget_ms is not None:  # the budget decides how many features fit
-        selector_params["latency_budget_ms"] = args.latency_budget_ms
-    else:
-        selector_params["num_features"] = args.num_features
+    if budget is not None:  # a ceiling: rounds stop at the count or the budget
+        selector_params.update(latency_budget_ms=budget.ms, latency_budget_fraction=budget.fraction)
+    if args.num_features or budget is None:
+        selector_params["num_features"] = args.num_features or 8
     pipeline = create_pipeline(
         "recsel_tfx_demo",
         os.path.join(out, "pipeline_root"),

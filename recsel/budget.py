@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 
 import numpy as np
@@ -61,13 +62,15 @@ class BudgetController:
         self.workdir = workdir
         self.features: FeatureSet = trainer.features
         self.minimum: dict = {}
+        self.requested_fraction: float | None = None
+        self.full_model_latency_ms: float | None = None
 
     @classmethod
     def for_config(cls, trainer, config: SelectionConfig) -> BudgetController:
         """Calibrates (or loads) the cost model and checks the budget is achievable."""
         workdir = tempfile.mkdtemp(prefix="recsel-latency-")
         cost_model = None
-        if config.latency_budget_ms is not None:
+        if config.has_latency_budget:
             cost_model = calibrate(
                 trainer.features,
                 config.hidden_units,
@@ -78,8 +81,39 @@ class BudgetController:
                 tower=config.tower,
             )
         controller = cls(trainer, config, cost_model, workdir)
+        if config.latency_budget_fraction is not None:
+            controller.resolve_relative_budget()
         controller.check_achievable()
         return controller
+
+    def resolve_relative_budget(self) -> None:
+        """Turns ``latency_budget_fraction`` into milliseconds: that share of the p50 of
+        the full model (every candidate at full width), measured here like each round."""
+        fraction = self.config.latency_budget_fraction
+        full = Ranker(
+            PrunedEmbedding(self.features), self.config.hidden_units, tower=self.config.tower
+        )
+        self.full_model_latency_ms = self._measure(full, self.features).p50_ms
+        self.requested_fraction = fraction
+        self.config = dataclasses.replace(
+            self.config,
+            latency_budget_ms=fraction * self.full_model_latency_ms,
+            latency_budget_fraction=None,
+        )
+
+    def budget(self) -> dict:
+        """The budget as applied, for ``SelectionResult.budget``."""
+        out = {
+            "latency_ms": self.config.latency_budget_ms,
+            "memory_bytes": self.config.memory_budget_bytes,
+            "serving_batch_size": self.config.serving_batch_size,
+        }
+        if self.requested_fraction is not None:
+            out.update(
+                latency_fraction=self.requested_fraction,
+                full_model_latency_ms=self.full_model_latency_ms,
+            )
+        return out
 
     # ---------------------------------------------------------------- feasibility
     def _min_width(self, name: str) -> int:
@@ -115,11 +149,17 @@ class BudgetController:
             measured = self._measure(cheapest_model, kept)
             self.minimum.update(latency_ms=measured.p50_ms, latency_feature=cheapest)
             if measured.p50_ms > config.latency_budget_ms:
+                asked = f"Latency budget {config.latency_budget_ms:.3f} ms"
+                floor = f"{measured.p50_ms:.3f} ms"
+                if self.requested_fraction is not None:
+                    full = self.full_model_latency_ms
+                    asked += f" ({self.requested_fraction:.0%} of the full model's {full:.3f} ms)"
+                    floor += f", {measured.p50_ms / full:.0%} of the full model"
                 raise BudgetError(
-                    f"Latency budget {config.latency_budget_ms:.3f} ms cannot be met: the cheapest useful "
+                    f"{asked} cannot be met: the cheapest useful "
                     f"selection ({cheapest!r} at width {self._min_width(cheapest)}) measures "
                     f"{measured.p50_ms:.3f} ms p50 at batch {config.serving_batch_size} on this machine. "
-                    f"The minimum achievable latency is {measured.p50_ms:.3f} ms; raise the budget to at least that.",
+                    f"The minimum achievable latency is {floor}; raise the budget to at least that.",
                     minimum_latency_ms=measured.p50_ms,
                 )
 

@@ -3,6 +3,7 @@
 Examples:
     recsel select data.parquet --label clicked --num-features 20 --output-dir out/
     recsel select train.tfrecord.gz --label clicked --latency-budget 3ms --output-dir out/
+    recsel select train.tfrecord.gz --label clicked --latency-budget 50% --output-dir out/
     recsel demo --output-dir runs/demo
 """
 
@@ -12,6 +13,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
 _LATENCY_UNITS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 _MEMORY_UNITS = {
@@ -46,6 +48,28 @@ def parse_latency_ms(text: str) -> float:
     return _quantity(text, _LATENCY_UNITS, "Latency budget", "ms")
 
 
+class LatencyBudget(NamedTuple):
+    """A parsed ``--latency-budget``: milliseconds, or a share of the full model's latency."""
+
+    ms: float | None = None
+    fraction: float | None = None
+
+
+def parse_latency_budget(text: str) -> LatencyBudget:
+    """'3ms' -> 3 ms; '50%' -> half the full model's measured latency on this machine."""
+    if text.strip().endswith("%"):
+        try:
+            percent = float(text.strip()[:-1])
+        except ValueError:
+            percent = float("nan")
+        if not 0 < percent <= 100:
+            raise argparse.ArgumentTypeError(
+                f"Latency budget {text!r} must be a percentage in (0, 100] of the full model's latency."
+            )
+        return LatencyBudget(fraction=percent / 100)
+    return LatencyBudget(ms=parse_latency_ms(text))
+
+
 def parse_memory_bytes(text: str) -> float:
     """'2GB' -> 2e9; '512MiB' -> 536870912 (bare numbers are bytes)."""
     return _quantity(text, _MEMORY_UNITS, "Memory budget", "b")
@@ -59,9 +83,10 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
     count.add_argument("--fraction", type=float, help="Share of the candidate features to keep.")
     group.add_argument(
         "--latency-budget",
-        type=parse_latency_ms,
-        metavar="TIME",
-        help="p50 serving latency budget at --serving-batch-size, e.g. 3ms.",
+        type=parse_latency_budget,
+        metavar="TIME|PCT",
+        help="p50 serving latency budget at --serving-batch-size: a time (3ms) or a share of "
+        "the full model's latency measured on this machine (50%%).",
     )
     group.add_argument(
         "--memory-budget",
@@ -157,7 +182,8 @@ def config_from_args(args: argparse.Namespace):
     return SelectionConfig(
         num_features=args.num_features,
         feature_fraction=args.fraction,
-        latency_budget_ms=args.latency_budget,
+        latency_budget_ms=args.latency_budget.ms if args.latency_budget else None,
+        latency_budget_fraction=args.latency_budget.fraction if args.latency_budget else None,
         memory_budget_bytes=args.memory_budget,
         serving_batch_size=args.serving_batch_size,
         chunk_size=args.chunk_size,

@@ -42,6 +42,10 @@ class SelectionConfig:
             ``recsel.tower``). Use the head of the ranker you will serve.
         features_per_round: Features selected per round when rounds are used (a budget).
         latency_budget_ms: Serving latency budget (p50, at ``serving_batch_size``).
+        latency_budget_fraction: Latency budget as a share of the full model's p50,
+            measured on this machine before selection (e.g. 0.5: at most half the
+            latency of serving every candidate at full width). A portable alternative to
+            ``latency_budget_ms``; give one or the other.
         memory_budget_bytes: Embedding-table memory budget.
         serving_batch_size: Batch size at which serving latency is measured.
         cost_rule: ``ratio`` (attention weight per unit of marginal cost) or ``weight``.
@@ -76,6 +80,7 @@ class SelectionConfig:
     tower: str | Callable | None = None
     features_per_round: int | None = None
     latency_budget_ms: float | None = None
+    latency_budget_fraction: float | None = None
     memory_budget_bytes: float | None = None
     serving_batch_size: int = 512
     cost_rule: str = "ratio"
@@ -95,6 +100,14 @@ class SelectionConfig:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value <= 0):
                 raise ValueError(f"{name} must be a positive number, got {value}.")
+        if self.latency_budget_fraction is not None:
+            if self.latency_budget_ms is not None:
+                raise ValueError("Give latency_budget_ms or latency_budget_fraction, not both.")
+            if not 0 < self.latency_budget_fraction <= 1:
+                raise ValueError(
+                    "latency_budget_fraction is a share of the full model's latency and must be "
+                    f"in (0, 1], got {self.latency_budget_fraction}."
+                )
         if self.chunk_size < 1 or self.dim_multiple < 1 or self.min_dim < 1:
             raise ValueError("chunk_size, dim_multiple and min_dim must be positive.")
         if self.dim_multiple % self.chunk_size and self.chunk_size % self.dim_multiple:
@@ -130,7 +143,11 @@ class SelectionConfig:
 
     @property
     def has_budget(self) -> bool:
-        return self.latency_budget_ms is not None or self.memory_budget_bytes is not None
+        return self.has_latency_budget or self.memory_budget_bytes is not None
+
+    @property
+    def has_latency_budget(self) -> bool:
+        return self.latency_budget_ms is not None or self.latency_budget_fraction is not None
 
     def resolve_num_features(self, num_candidates: int) -> int | None:
         """Features to keep, checked against the number of candidates (None: budget decides)."""

@@ -72,7 +72,13 @@ def _summary(result: SelectionResult) -> str:
         ["validation log loss", fmt(m.get("log_loss"))],
     ]
     if budget.get("latency_ms") is not None:
-        rows.append(["latency budget (p50)", f"{fmt(budget['latency_ms'], '.3f')} ms"])
+        limit = f"{fmt(budget['latency_ms'], '.3f')} ms"
+        if budget.get("latency_fraction") is not None:
+            limit += (
+                f" ({budget['latency_fraction']:.0%} of the full model's "
+                f"{fmt(budget['full_model_latency_ms'], '.3f')} ms)"
+            )
+        rows.append(["latency budget (p50)", limit])
     if budget.get("memory_bytes") is not None:
         rows.append(["memory budget", f"{fmt(budget['memory_bytes'], ',.0f')} bytes"])
     if budget and budget.get("serving_batch_size") is not None:

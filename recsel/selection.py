@@ -265,15 +265,7 @@ def select(
         metrics={"auc": final.auc, "log_loss": final.log_loss},
         trajectory=trainer.trajectory,
         cost_model=budget_controller.describe() if budget_controller is not None else None,
-        budget=(
-            {
-                "latency_ms": config.latency_budget_ms,
-                "memory_bytes": config.memory_budget_bytes,
-                "serving_batch_size": config.serving_batch_size,
-            }
-            if config.has_budget
-            else None
-        ),
+        budget=budget_controller.budget() if budget_controller is not None else None,
         config=config.to_dict(),
         provenance=_provenance(started, trainer),
     )

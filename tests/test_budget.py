@@ -60,6 +60,42 @@ def test_budget_below_minimum_states_the_minimum():
     assert info.value.minimum_latency_ms > 1e-4
 
 
+def test_relative_budget_below_minimum_states_the_minimum_as_a_share():
+    data = make_synthetic(
+        n_rows=2000, n_informative=2, n_duplicates=0, n_noise=2, n_traps=0, seed=0
+    )
+    train, valid, features = _prepared(data.frame, data.label)
+    config = SelectionConfig(latency_budget_fraction=0.01)  # 1% of the full model
+    with pytest.raises(
+        BudgetError,
+        match=r"1% of the full model's \d+\.\d+ ms\) cannot be met.*"
+        r"minimum achievable latency is \d+\.\d+ ms, \d+% of the full model",
+    ) as info:
+        select(train, valid, features, config, progress=False)
+    assert info.value.minimum_latency_ms > 0
+
+
+@pytest.mark.slow
+def test_relative_budget_is_resolved_against_the_measured_full_model():
+    data = make_synthetic(
+        n_rows=6000, n_informative=3, n_duplicates=1, n_noise=3, n_traps=0, seed=0
+    )
+    train, valid, features = _prepared(data.frame, data.label)
+    # The whole full model's latency: every round with fewer features fits, barring noise.
+    config = SelectionConfig(
+        latency_budget_fraction=1.0, features_per_round=2, batch_size=128, finetune_steps=10
+    )
+    result = select(train, valid, features, config, progress=False)
+    budget = result.budget
+    assert budget["latency_fraction"] == 1.0
+    assert budget["full_model_latency_ms"] > 0
+    assert budget["latency_ms"] == pytest.approx(budget["full_model_latency_ms"])
+    final = result.rounds[result.final_round]
+    assert final.latency_ms_p50 <= budget["latency_ms"]
+    assert result.config["latency_budget_fraction"] == 1.0  # what was asked is kept
+    assert result.config["latency_budget_ms"] is None
+
+
 def test_memory_budget_below_smallest_table_is_rejected():
     data = make_synthetic(
         n_rows=2000, n_informative=2, n_duplicates=0, n_noise=2, n_traps=0, seed=0

@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsel.cli import main, parse_latency_ms, parse_memory_bytes
+from recsel.cli import (
+    LatencyBudget,
+    main,
+    parse_latency_budget,
+    parse_latency_ms,
+    parse_memory_bytes,
+)
 from recsel.data.synthetic import make_synthetic
 
 
@@ -192,6 +198,18 @@ def test_nan_in_numeric_raises_or_imputes(parquet_file, tmp_path, capsys):
 )
 def test_latency_units(text, ms):
     assert parse_latency_ms(text) == pytest.approx(ms)
+
+
+def test_latency_budget_as_time_or_share_of_the_full_model():
+    assert parse_latency_budget("3ms") == LatencyBudget(ms=3.0)
+    assert parse_latency_budget("50%") == LatencyBudget(fraction=0.5)
+    assert parse_latency_budget(" 100 % ") == LatencyBudget(fraction=1.0)
+
+
+@pytest.mark.parametrize("text", ["0%", "150%", "half%", "-5%"])
+def test_bad_relative_budget_is_rejected(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=r"percentage in \(0, 100\]"):
+        parse_latency_budget(text)
 
 
 def test_memory_units():

@@ -224,6 +224,14 @@ def test_no_latency_falls_back_to_embedding_bytes_then_feature_count() -> None:
     _decode_images(_parse(text))
 
 
+def test_relative_latency_budget_shows_its_share_of_the_full_model() -> None:
+    base = _result()
+    budget = {**base.budget, "latency_fraction": 0.5, "full_model_latency_ms": 4.0}
+    text = render_report(dataclasses.replace(base, budget=budget))
+    summary = text[text.index('id="summary"') : text.index('id="order"')]
+    assert "2.000 ms (50% of the full model&#x27;s 4.000 ms)" in summary  # HTML-escaped
+
+
 def test_latency_budget_without_measurements_is_called_out() -> None:
     base = _result()
     rounds = [dataclasses.replace(r, latency_ms_p50=None) for r in base.rounds]

@@ -117,4 +117,10 @@ def test_config_rejects_bad_budgets():
             SelectionConfig(latency_budget_ms=bad)
     with pytest.raises(ValueError, match="num_features or feature_fraction, not both"):
         SelectionConfig(num_features=2, feature_fraction=0.5)
+    for bad in (0, 1.5, -0.5, float("nan")):
+        with pytest.raises(ValueError, match=r"latency_budget_fraction .* must be in \(0, 1\]"):
+            SelectionConfig(latency_budget_fraction=bad)
+    with pytest.raises(ValueError, match="latency_budget_ms or latency_budget_fraction, not both"):
+        SelectionConfig(latency_budget_ms=3.0, latency_budget_fraction=0.5)
+    assert SelectionConfig(latency_budget_fraction=0.5).has_budget
     assert np.isclose(SelectionConfig(memory_budget_bytes=1e9).memory_budget_bytes, 1e9)

@@ -92,6 +92,9 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         num_features: Features to keep (exclusive with ``feature_fraction``).
         feature_fraction: Share of candidates to keep.
         latency_budget_ms: p50 serving latency budget at ``serving_batch_size``.
+        latency_budget_fraction: The latency budget as a share of the full model's p50,
+            measured on the machine that runs the selector (exclusive with
+            ``latency_budget_ms``).
         memory_budget_bytes: Embedding-table memory budget.
         serving_batch_size: Batch size of the latency measurement.
         embedding_dim: Full embedding width of every candidate (default 16).
@@ -136,6 +139,7 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         num_features: int | None = None,
         feature_fraction: float | None = None,
         latency_budget_ms: float | None = None,
+        latency_budget_fraction: float | None = None,
         memory_budget_bytes: float | None = None,
         serving_batch_size: int | None = None,
         embedding_dim: int = spec.DEFAULT_EMBEDDING_DIM,
@@ -163,6 +167,7 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
             "num_features": num_features,
             "feature_fraction": feature_fraction,
             "latency_budget_ms": latency_budget_ms,
+            "latency_budget_fraction": latency_budget_fraction,
             "memory_budget_bytes": memory_budget_bytes,
             "serving_batch_size": serving_batch_size,
             "chunk_size": chunk_size,

@@ -73,10 +73,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             ``module_file`` into a wheel; the wheel is installed to import it).
         tower_fn: The factory's name in the module (default ``build_tower``); alone, a
             fully-qualified ``package.module.function``.
-        num_features, feature_fraction, latency_budget_ms, memory_budget_bytes,
-        serving_batch_size, chunk_size, dim_multiple, min_dim, max_dim, batch_size,
-        epochs, train_steps, learning_rate, seed: passed to ``recsel.SelectionConfig`` (None keeps
-            its default). A budget that cannot be met fails with the minimum achievable
+        num_features, feature_fraction, latency_budget_ms, latency_budget_fraction,
+        memory_budget_bytes, serving_batch_size, chunk_size, dim_multiple, min_dim,
+        max_dim, batch_size, epochs, train_steps, learning_rate, seed: passed to
+            ``recsel.SelectionConfig`` (None keeps its default). A budget that cannot be met fails with the minimum achievable
             latency in the message.
     """
 
@@ -216,7 +216,7 @@ def _publish(
     )
     selection.set_int_custom_property(spec.NUM_SELECTED_PROPERTY, len(result.selected))
     selection.set_float_custom_property(spec.AUC_PROPERTY, float(result.metrics["auc"]))
-    latency = result.rounds[-1].latency_ms_p50 if result.rounds else None
+    latency = result.rounds[result.final_round].latency_ms_p50 if result.rounds else None
     if latency is not None:
         selection.set_float_custom_property(spec.LATENCY_P50_PROPERTY, float(latency))
     if transform_graph_uri:

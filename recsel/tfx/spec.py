@@ -45,6 +45,7 @@ CONFIG_PARAMETERS: dict[str, type] = {
     "num_features": int,
     "feature_fraction": float,
     "latency_budget_ms": float,
+    "latency_budget_fraction": float,
     "memory_budget_bytes": float,
     "serving_batch_size": int,
     "chunk_size": int,

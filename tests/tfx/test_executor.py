@@ -212,6 +212,29 @@ def test_unachievable_latency_budget_states_the_minimum(testdata, tmp_path):
     _assert_nothing_published(tmp_path)
 
 
+@pytest.mark.slow
+def test_relative_latency_budget_is_measured_and_published(testdata, tmp_path):
+    root, _ = testdata
+    params = {
+        **PARAMS,
+        "num_features": None,
+        "latency_budget_fraction": 1.0,  # the full model's own latency: a reachable budget
+        "serving_batch_size": 64,
+    }
+    outputs = _outputs(tmp_path)
+    Executor().Do(_inputs(root), outputs, params)
+    selection = load_selection(outputs["feature_selection"][0].uri)
+    result = selection.result
+    budget = result.budget
+    assert budget["latency_fraction"] == 1.0 and budget["full_model_latency_ms"] > 0
+    assert budget["latency_ms"] == pytest.approx(budget["full_model_latency_ms"])
+    final = result.rounds[result.final_round]
+    assert final.latency_ms_p50 <= budget["latency_ms"]
+    artifact = outputs["feature_selection"][0]
+    published = artifact.get_float_custom_property(spec.LATENCY_P50_PROPERTY)
+    assert published == pytest.approx(final.latency_ms_p50)  # the chosen round, not the last
+
+
 def test_failed_publish_removes_the_selection(selection_run, testdata, tmp_path):
     root, _ = testdata
     source = selection_run[0] / "feature_selection"
@@ -242,6 +265,12 @@ def test_parameters_are_checked_when_the_pipeline_is_built():
         SequentialAttentionSelector(**channels, label_key="y", nan_policy="ignore")
     selector = SequentialAttentionSelector(**channels, label_key="y", latency_budget_ms=3)
     assert selector.exec_properties["latency_budget_ms"] == 3.0
+    relative = SequentialAttentionSelector(**channels, label_key="y", latency_budget_fraction=0.5)
+    assert relative.exec_properties["latency_budget_fraction"] == 0.5
+    with pytest.raises(ValueError, match="latency_budget_ms or latency_budget_fraction, not both"):
+        SequentialAttentionSelector(
+            **channels, label_key="y", latency_budget_ms=3, latency_budget_fraction=0.5
+        )
     assert selector.executor_spec.executor_class is Executor
     assert Executor.__module__ == "recsel.tfx.executor"  # importable by remote workers
     assert set(selector.outputs) == {spec.PRUNED_SCHEMA_KEY, spec.FEATURE_SELECTION_KEY}
