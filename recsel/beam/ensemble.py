@@ -235,6 +235,21 @@ class RunSelection(beam.DoFn):
         yield {"spec": spec, "result": result.to_dict()}
 
 
+def refit_config(config: SelectionConfig, num_features: int) -> SelectionConfig:
+    """The runs' config with nothing left to choose: every feature and chunk kept, and no
+    budget (the consensus was chosen within it; a budget would start new rounds)."""
+    return dataclasses.replace(
+        config,
+        num_features=num_features,
+        feature_fraction=None,
+        dim_fraction=1.0,
+        latency_budget_ms=None,
+        latency_budget_fraction=None,
+        memory_budget_bytes=None,
+        features_per_round=None,
+    )
+
+
 def _refit(job: EnsembleJob, features: FeatureSet, selected: list[str], dims: dict[str, int]):
     """Trains and evaluates a ranker on exactly the consensus features at the consensus widths.
 
@@ -245,15 +260,7 @@ def _refit(job: EnsembleJob, features: FeatureSet, selected: list[str], dims: di
 
     train, valid = load_split(job, features)
     subset = features.subset(selected, dims)
-    config = dataclasses.replace(
-        job.config,
-        num_features=len(subset),
-        feature_fraction=None,
-        dim_fraction=1.0,
-        latency_budget_ms=None,
-        memory_budget_bytes=None,
-        features_per_round=None,
-    )
+    config = refit_config(job.config, len(subset))
     checkpoints = os.path.join(job.checkpoint_root, "refit")
     refit = select(train, valid, subset, config, progress=False, checkpoint_dir=checkpoints)
     if set(refit.selected) != set(selected) or refit.dims != dims:

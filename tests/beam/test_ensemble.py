@@ -18,7 +18,7 @@ from pipelines.ensemble_job import main as ensemble_main
 from recsel import _jsonschema
 from recsel.beam import RULE, consensus, jaccard, stability
 from recsel.beam._consensus import consensus_result
-from recsel.beam.ensemble import EnsembleJob, run_ensemble, shard_rows
+from recsel.beam.ensemble import EnsembleJob, refit_config, run_ensemble, shard_rows
 from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
 from recsel.result import RoundRecord, SelectionResult
@@ -214,3 +214,19 @@ def test_ensemble_job_recovers_planted_features(tmp_path, capsys):
     assert not (tmp_path / "out.checkpoint").exists()  # run checkpoints are removed on success
     printed = capsys.readouterr().out
     assert "Mean pairwise Jaccard similarity of the runs" in printed
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [
+        {"latency_budget_ms": 3.0},
+        {"latency_budget_fraction": 0.5},
+        {"memory_budget_bytes": 1e6, "features_per_round": 2},
+    ],
+)
+def test_refit_keeps_the_consensus_without_a_budget(budget):
+    """A budget left in the refit's config would start new rounds over the consensus."""
+    config = refit_config(SelectionConfig(feature_fraction=0.5, dim_fraction=0.3, **budget), 4)
+    assert not config.has_budget and config.features_per_round is None
+    assert config.num_features == 4 and config.feature_fraction is None
+    assert config.dim_fraction == 1.0
