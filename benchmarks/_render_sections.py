@@ -364,6 +364,44 @@ def overhead_section(name: str, data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def latency_noise_section(name: str, data: dict) -> str:
+    lines = ["## latency_noise", "", header(data)]
+    lines.append(
+        f"An {len(data['kept'])}-feature pruned model against the full model "
+        f"({data['candidates']} candidates), batch {data['batch_size']}. *One-shot*: the "
+        f"round's model timed alone (one 30-call median) and divided by the full model's p50 "
+        f"taken once at the start ({data['full_model_p50_ms_at_start']:.3f} ms, quiet). *Side by "
+        "side*: both timed in the same 3 interleaved passes of 10 calls, least per-pass median "
+        "each. Spread is (max - min) / median of the ratio over the repeats; lower is steadier."
+    )
+    lines.append("")
+    rows = [
+        [
+            r["state"],
+            fmt(r["pruned_p50_ms_one_shot_median"], 3),
+            fmt(r["pruned_p50_ms_side_by_side_median"], 3),
+            fmt(r["full_p50_ms_side_by_side_median"], 3),
+            fmt(r["one_shot_ratio_median"], 3),
+            fmt(r["one_shot_ratio_spread"], 2),
+            fmt(r["side_by_side_ratio_median"], 3),
+            fmt(r["side_by_side_ratio_spread"], 2),
+        ]
+        for r in data["states"]
+    ]
+    headers = [
+        "machine state",
+        "pruned p50 ms (one-shot)",
+        "pruned p50 ms (side by side)",
+        "full p50 ms (side by side)",
+        "one-shot ratio",
+        "spread",
+        "side-by-side ratio",
+        "spread",
+    ]
+    lines += [table(headers, rows), ""]
+    return "\n".join(lines)
+
+
 SECTIONS = {
     "run_all": run_all_section,
     "compare_methods": compare_section,
@@ -371,4 +409,5 @@ SECTIONS = {
     "scaling": scaling_section,
     "planted_recovery": planted_section,
     "layer_overhead": overhead_section,
+    "latency_noise": latency_noise_section,
 }

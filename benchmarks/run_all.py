@@ -28,6 +28,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "dims": ([], ["--quick"]),
     "scaling": ([], ["--quick"]),
     "prune_memory": ([], ["--rows", "10000", "--formats", "parquet"]),
+    "latency_noise": ([], ["--repeats", "4"]),
 }
 HERE = Path(__file__).resolve().parent
 

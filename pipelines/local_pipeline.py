@@ -339,13 +339,12 @@ def summarise(metadata_path: str, serving_model_dir: str, data=None) -> str:
     if budget.get("latency_ms") is not None:
         line = (
             f"Measured p50 latency {final.latency_ms_p50:.3f} ms vs budget "
-            f"{budget['latency_ms']:.3f} ms"
+            f"{result.latency_limit_ms():.3f} ms"
         )
         if budget.get("latency_fraction") is not None:
-            line += (
-                f" ({budget['latency_fraction']:.0%} of the full model's "
-                f"{budget['full_model_latency_ms']:.3f} ms)"
-            )
+            full_ms = final.full_model_latency_ms or budget["full_model_latency_ms"]
+            line += f" ({budget['latency_fraction']:.0%} of the full model's {full_ms:.3f} ms"
+            line += ", timed alongside)" if final.full_model_latency_ms else ")"
         lines.append(
             f"{line}, batch {budget['serving_batch_size']}, round {final.index + 1} "
             f"of {len(result.rounds)}"

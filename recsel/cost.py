@@ -46,7 +46,10 @@ from recsel import _jsonschema
 from recsel._cost_key import VERSION, cache_key, cache_path, default_cache_dir, machine_info
 from recsel._latency import (
     LatencyStats,
+    ServingTarget,
     export_for_timing,
+    load_serving_target,
+    measure_interleaved,
     measure_latency,
     measure_model_latency,
     sample_rows,
@@ -63,11 +66,14 @@ __all__ = [
     "COEFFICIENTS",
     "CostModel",
     "LatencyStats",
+    "ServingTarget",
     "cache_key",
     "cache_path",
     "calibrate",
     "default_cache_dir",
+    "load_serving_target",
     "machine_info",
+    "measure_interleaved",
     "measure_latency",
     "measure_model_latency",
     "plan_models",
@@ -371,19 +377,17 @@ def calibrate(
             serve = load_serving_fn(
                 export_for_timing(ranker, kept, os.path.join(tmp, f"model_{i}"))
             )
-            served.append((serve, serialize_examples(rows, kept)))
-        # Passes in shuffled order spread drifting background load over all models.
-        rng = np.random.default_rng(seed)
-        per_pass = max(5, -(-repeats // _PASSES))
-        p50 = np.zeros((_PASSES, len(plans)))
-        for p in range(_PASSES):
-            for i in rng.permutation(len(plans)):
-                serve, serialized = served[i]
-                warmup = 5 if p == 0 else 1
-                p50[p, i] = measure_latency(serve, serialized, batch_size, warmup, per_pass).p50_ms
-    # Other processes only ever add time, so the least per-pass p50 is the estimate
-    # least disturbed by them (as ``timeit`` advises); each is still a median.
-    measured = p50.min(axis=0)
+            served.append(ServingTarget(serve, serialize_examples(rows, kept)))
+        # Passes in shuffled order spread drifting background load over all models, and
+        # each model's estimate is its least per-pass median.
+        stats = measure_interleaved(
+            served,
+            batch_size,
+            passes=_PASSES,
+            calls_per_pass=max(5, -(-repeats // _PASSES)),
+            seed=seed,
+        )
+    measured = np.array([s.p50_ms for s in stats])
     design = np.stack([_design(kept) for kept in plans])
     coef, fit = _fit(design, measured)
     provenance = {

@@ -74,9 +74,9 @@ def _summary(result: SelectionResult) -> str:
     if budget.get("latency_ms") is not None:
         limit = f"{fmt(budget['latency_ms'], '.3f')} ms"
         if budget.get("latency_fraction") is not None:
-            limit += (
-                f" ({budget['latency_fraction']:.0%} of the full model's "
-                f"{fmt(budget['full_model_latency_ms'], '.3f')} ms)"
+            limit = (
+                f"{budget['latency_fraction']:.0%} of the full model's p50, timed beside each "
+                f"round ({limit} of {fmt(budget['full_model_latency_ms'], '.3f')} ms at the start)"
             )
         rows.append(["latency budget (p50)", limit])
     if budget.get("memory_bytes") is not None:
@@ -87,12 +87,15 @@ def _summary(result: SelectionResult) -> str:
         rows.append(["budget", "none"])
     last = result.rounds[result.final_round] if result.rounds else None
     if last is not None and last.latency_ms_p50 is not None:
-        rows.append(
-            [
-                "final measured latency",
-                f"p50 {fmt(last.latency_ms_p50, '.3f')} ms, p99 {fmt(last.latency_ms_p99, '.3f')} ms",
-            ]
+        measured = (
+            f"p50 {fmt(last.latency_ms_p50, '.3f')} ms, p99 {fmt(last.latency_ms_p99, '.3f')} ms"
         )
+        if last.full_model_latency_ms is not None and budget.get("latency_fraction") is not None:
+            measured += (
+                f"; limit {fmt(result.latency_limit_ms(), '.3f')} ms (full model "
+                f"{fmt(last.full_model_latency_ms, '.3f')} ms in the same passes)"
+            )
+        rows.append(["final measured latency", measured])
     else:
         rows.append(["final measured latency", "not measured"])
     rows.append(["seed", prov.get("seed", (result.config or {}).get("seed", "—"))])
@@ -199,8 +202,10 @@ def _frontier_axis(
             notes.append(
                 f"{len(rounds) - len(measured)} round(s) without a latency measurement are not plotted."
             )
-        limit = budget.get("latency_ms")
+        limit = result.latency_limit_ms()
         label = f"latency budget {limit:g} ms" if limit is not None else ""
+        if limit is not None and budget.get("latency_fraction") is not None:
+            label += " (final round's)"
         return measured, [r.latency_ms_p50 for r in measured], xlabel, limit, label, notes
     if budget.get("latency_ms") is not None:
         notes.append("A latency budget was set but no round has a latency measurement.")
@@ -237,12 +242,15 @@ def _frontier(result: SelectionResult) -> str:
     uri = figs.frontier_figure(xs, aucs, labels, xlabel, budget_x, budget_label, predicted)
     body = "".join(note(n) for n in notes) + img(uri, "quality versus cost")
     rows, previous = [], []
+    # Under a relative budget each round was judged against the full model timed beside it.
+    side_by_side = any(r.full_model_latency_ms is not None for r in result.rounds)
     for r in result.rounds:
         added = ", ".join(n for n in r.selected if n not in previous) or "—"
         previous = r.selected
-        latencies = [
-            fmt(v, ".3f") for v in (r.latency_ms_p50, r.latency_ms_p99, r.predicted_latency_ms)
-        ]
+        measured = [r.latency_ms_p50, r.latency_ms_p99, r.predicted_latency_ms]
+        if side_by_side:
+            measured.append(r.full_model_latency_ms)
+        latencies = [fmt(v, ".3f") for v in measured]
         rows.append(
             [
                 r.index + 1,
@@ -256,10 +264,11 @@ def _frontier(result: SelectionResult) -> str:
                 r.steps,
             ]
         )
-    headers = (
-        "round|features|added|emb. columns|AUC|log loss|p50 ms|p99 ms|predicted ms|emb. bytes|step"
-    )
-    body += table(headers.split("|"), rows, {0, 1, 3, 4, 5, 6, 7, 8, 9, 10})
+    headers = "round|features|added|emb. columns|AUC|log loss|p50 ms|p99 ms|predicted ms".split("|")
+    if side_by_side:
+        headers.append("full model ms")
+    headers += ["emb. bytes", "step"]
+    body += table(headers, rows, set(range(len(headers))) - {2})
     return section("frontier", heading, body)
 
 

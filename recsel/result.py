@@ -22,6 +22,9 @@ class RoundRecord:
         latency_ms_p50: Measured p50 serving latency of the pruned model, if measured.
         latency_ms_p99: Measured p99 serving latency, if measured.
         predicted_latency_ms: The cost model's prediction for this selection, if any.
+        full_model_latency_ms: Under a relative latency budget, the full model's p50
+            timed in the same passes as this round's; the round fits when
+            ``latency_ms_p50 <= latency_fraction * full_model_latency_ms``.
         embedding_bytes: Embedding table bytes of the pruned model.
         steps: Global training step at the end of the round.
     """
@@ -34,6 +37,7 @@ class RoundRecord:
     latency_ms_p50: float | None = None
     latency_ms_p99: float | None = None
     predicted_latency_ms: float | None = None
+    full_model_latency_ms: float | None = None
     embedding_bytes: int = 0
     steps: int = 0
 
@@ -98,6 +102,19 @@ class SelectionResult:
     def from_json(cls, path: str) -> SelectionResult:
         return cls.from_dict(json.loads(read_text(path)))
 
+    def latency_limit_ms(self, index: int | None = None) -> float | None:
+        """The latency budget round ``index`` (default: the final round) was judged by.
+
+        A relative budget applies to the full model timed beside that round, so the
+        limit in ms can differ a little from round to round; an absolute one is fixed.
+        """
+        budget = self.budget or {}
+        record = self.rounds[self.final_round if index is None else index] if self.rounds else None
+        fraction = budget.get("latency_fraction")
+        if fraction is not None and record is not None and record.full_model_latency_ms:
+            return fraction * record.full_model_latency_ms
+        return budget.get("latency_ms")
+
     def summary(self) -> str:
         """A few human-readable lines: kept features, widths and quality."""
         lines = [f"Selected {len(self.selected)} of {len(self.candidates)} features (in order):"]
@@ -113,7 +130,9 @@ class SelectionResult:
             )
         if self.rounds and self.rounds[self.final_round].latency_ms_p50 is not None:
             r = self.rounds[self.final_round]
-            lines.append(
-                f"Measured serving latency p50 {r.latency_ms_p50:.3f} ms, p99 {r.latency_ms_p99:.3f} ms"
-            )
+            line = f"Measured serving latency p50 {r.latency_ms_p50:.3f} ms, p99 {r.latency_ms_p99:.3f} ms"
+            limit = self.latency_limit_ms()
+            if limit is not None:
+                line += f" (budget {limit:.3f} ms)"
+            lines.append(line)
         return "\n".join(lines)

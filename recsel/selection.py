@@ -284,6 +284,8 @@ def _round_line(record: RoundRecord, num_candidates: int) -> str:
     )
     if record.latency_ms_p50 is not None:
         line += f", p50 {record.latency_ms_p50:.3f} ms"
+    if record.full_model_latency_ms is not None:
+        line += f" (full model {record.full_model_latency_ms:.3f} ms alongside)"
     return line
 
 

@@ -91,8 +91,19 @@ def test_render_known_unknown_and_broken_files(tmp_path):
              "returncode": 1},
         ],
     }))  # fmt: skip
+    state = {"state": "quiet", "pruned_p50_ms_one_shot_median": 2.0,
+             "pruned_p50_ms_side_by_side_median": 1.9, "full_p50_ms_side_by_side_median": 7.0,
+             "one_shot_ratio_median": 0.33, "one_shot_ratio_spread": 0.7,
+             "side_by_side_ratio_median": 0.27, "side_by_side_ratio_spread": 0.4}  # fmt: skip
+    (tmp_path / "latency_noise.json").write_text(json.dumps({
+        "machine": {"cpu": "test cpu"}, "command": "python -m benchmarks.latency_noise",
+        "batch_size": 512, "candidates": 34, "kept": ["f1", "f2"],
+        "full_model_p50_ms_at_start": 6.0, "states": [state],
+    }))  # fmt: skip
     out = render.write_benchmarks(tmp_path, tmp_path / "BENCHMARKS.md")
     text = out.read_text()
+    assert "| quiet | 2.000 | 1.900 | 7.000 | 0.330 | 0.70 | 0.270 | 0.40 |" in text
+    assert "tailored rendering failed" not in text
     assert "**25.0 min**" in text and "Quick-mode limit 20 min: **MISS**" in text
     assert "another run (dated in its section): `-m x`" in text and "no results file" in text
     assert "ratio **1.100**" in text and "**MISS**" in text  # 1.1 + 1e-9 misses <= 1.1

@@ -1,12 +1,15 @@
 """Budgeted selection: measured latency within budget, rounds, clear errors."""
 
+import types
+
 import pytest
 
-from recsel.budget import BudgetError
+from recsel.budget import BudgetController, BudgetError
 from recsel.config import SelectionConfig
 from recsel.data.public import load_adult
 from recsel.data.synthetic import make_synthetic
 from recsel.inference import infer_feature_set
+from recsel.result import RoundRecord
 from recsel.selection import select
 from recsel.tabular import split_frame, validate_frame
 
@@ -90,10 +93,38 @@ def test_relative_budget_is_resolved_against_the_measured_full_model():
     assert budget["latency_fraction"] == 1.0
     assert budget["full_model_latency_ms"] > 0
     assert budget["latency_ms"] == pytest.approx(budget["full_model_latency_ms"])
+    # Each round was timed beside the full model, and judged by that ratio.
+    assert all(r.full_model_latency_ms > 0 for r in result.rounds)
     final = result.rounds[result.final_round]
-    assert final.latency_ms_p50 <= budget["latency_ms"]
+    assert final.latency_ms_p50 <= final.full_model_latency_ms
+    assert result.latency_limit_ms() == pytest.approx(final.full_model_latency_ms)
     assert result.config["latency_budget_fraction"] == 1.0  # what was asked is kept
     assert result.config["latency_budget_ms"] is None
+
+
+def test_relative_budget_judges_each_round_by_the_full_model_timed_beside_it():
+    features = infer_feature_set(
+        make_synthetic(n_rows=500, n_informative=2, n_duplicates=0, n_noise=1, n_traps=0).frame,
+        "label",
+    )
+    trainer = types.SimpleNamespace(features=features)
+    # Resolved at the start against a full model that measured 8 ms: 4 ms.
+    controller = BudgetController(trainer, SelectionConfig(latency_budget_ms=4.0), None, "/tmp")
+    controller.requested_fraction = 0.5
+
+    def fits(p50: float, full: float | None) -> bool:
+        record = RoundRecord(0, [], {}, 0.7, 0.6, latency_ms_p50=p50, full_model_latency_ms=full)
+        return controller.within_budget(record)
+
+    # Load slowed both models since the start: 3 ms is within half of a 7 ms full model...
+    assert fits(3.0, 7.0)
+    # ...but not of a 5 ms one, though it is under the 4 ms resolved at the start.
+    assert not fits(3.0, 5.0)
+    assert fits(3.9, None)  # no side-by-side figure (an older record): the resolved 4 ms
+    assert not fits(4.1, None)
+    # An absolute budget ignores the full model.
+    controller.requested_fraction = None
+    assert fits(3.0, 5.0) and not fits(4.1, 100.0)
 
 
 def test_memory_budget_below_smallest_table_is_rejected():

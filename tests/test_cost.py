@@ -10,6 +10,7 @@ import collections
 import dataclasses
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -21,10 +22,13 @@ from recsel._latency import export_for_timing
 from recsel.cost import (
     COEFFICIENTS,
     CostModel,
+    ServingTarget,
     cache_key,
     cache_path,
     calibrate,
     default_cache_dir,
+    load_serving_target,
+    measure_interleaved,
     measure_latency,
     measure_model_latency,
     plan_models,
@@ -102,6 +106,59 @@ def test_measure_model_latency_on_real_export(data, tmp_path):
         _ranker(kept), kept, frame, 128, str(tmp_path), production_export=False, repeats=5
     )
     assert lean.p99_ms >= lean.p50_ms > 0 and lean.repeats == 5
+
+
+def test_loaded_serving_target_outlives_its_export(data, tmp_path):
+    frame, features = data
+    kept = features.subset(features.names[:2])
+    target = load_serving_target(_ranker(kept), kept, frame, 64, str(tmp_path))
+    assert os.listdir(tmp_path) == []  # no export left behind, yet the signature still runs
+    (stats,) = measure_interleaved([target], 64, passes=2, calls_per_pass=3)
+    assert stats.p99_ms >= stats.p50_ms > 0 and stats.repeats == 6 and stats.batch_size == 64
+
+
+class _SleepyServe:
+    """A stand-in signature that takes ``ms`` per call, plus ``burst_ms`` for the calls
+    numbered in ``burst`` (a background-load burst)."""
+
+    def __init__(self, ms: float, burst_ms: float = 0.0, burst: range = range(0)):
+        self.ms, self.burst_ms, self.burst, self.calls = ms, burst_ms, burst, 0
+
+    def __call__(self, examples):
+        extra = self.burst_ms if self.calls in self.burst else 0.0
+        self.calls += 1
+        time.sleep((self.ms + extra) / 1e3)
+        return {"logit": examples}
+
+
+def test_interleaved_p50_shrugs_off_a_burst_that_spoils_one_pass():
+    # 3 passes of 10 timed calls; warm-ups are 2 calls, then 1 per later pass. Calls 2..18
+    # are 40 ms slower: all of the first timed pass and 6 of the second's 10.
+    bursty = _SleepyServe(2.0, burst_ms=40.0, burst=range(2, 19))
+    steady = _SleepyServe(8.0)
+    examples = [b"x"]
+    fast_stats, slow_stats = measure_interleaved(
+        [ServingTarget(bursty, examples), ServingTarget(steady, examples)],
+        batch_size=4,
+        passes=3,
+        calls_per_pass=10,
+        warmup=2,
+    )
+    # 16 of the 30 timed calls are slow, so one median over all of them would be too;
+    # the third pass is clean, and the least per-pass median comes from it.
+    assert fast_stats.mean_ms > 20.0
+    assert 2.0 <= fast_stats.p50_ms < 8.0 <= slow_stats.p50_ms
+    assert bursty.calls == steady.calls == 2 + 1 + 1 + 30
+
+
+def test_measure_interleaved_rejects_bad_input():
+    serve = _SleepyServe(0.0)
+    with pytest.raises(ValueError, match="at least one target"):
+        measure_interleaved([], 8)
+    with pytest.raises(ValueError, match="passes >= 1"):
+        measure_interleaved([ServingTarget(serve, [b"x"])], 8, passes=0)
+    with pytest.raises(ValueError, match="serialized tf.Examples"):
+        measure_interleaved([ServingTarget(serve, ["not bytes"])], 8)
 
 
 def test_lean_export_has_the_production_serving_graph(data, tmp_path):

@@ -229,7 +229,22 @@ def test_relative_latency_budget_shows_its_share_of_the_full_model() -> None:
     budget = {**base.budget, "latency_fraction": 0.5, "full_model_latency_ms": 4.0}
     text = render_report(dataclasses.replace(base, budget=budget))
     summary = text[text.index('id="summary"') : text.index('id="order"')]
-    assert "2.000 ms (50% of the full model&#x27;s 4.000 ms)" in summary  # HTML-escaped
+    # HTML-escaped apostrophe
+    assert (
+        "50% of the full model&#x27;s p50, timed beside each round (2.000 ms of 4.000 ms" in summary
+    )
+    # The final round was judged against the full model timed beside it: 50% of 4.4 ms.
+    rounds = list(base.rounds)
+    rounds[base.final_round] = dataclasses.replace(
+        rounds[base.final_round], full_model_latency_ms=4.4
+    )
+    result = dataclasses.replace(base, budget=budget, rounds=rounds)
+    assert result.latency_limit_ms() == pytest.approx(2.2)
+    text = render_report(result)
+    summary = text[text.index('id="summary"') : text.index('id="order"')]
+    assert "limit 2.200 ms (full model 4.400 ms in the same passes)" in summary
+    frontier = text[text.index('id="frontier"') : text.index('id="widths"')]
+    assert "full model ms" in frontier and "4.400" in frontier
 
 
 def test_latency_budget_without_measurements_is_called_out() -> None:

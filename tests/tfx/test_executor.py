@@ -229,7 +229,7 @@ def test_relative_latency_budget_is_measured_and_published(testdata, tmp_path):
     assert budget["latency_fraction"] == 1.0 and budget["full_model_latency_ms"] > 0
     assert budget["latency_ms"] == pytest.approx(budget["full_model_latency_ms"])
     final = result.rounds[result.final_round]
-    assert final.latency_ms_p50 <= budget["latency_ms"]
+    assert final.latency_ms_p50 <= final.full_model_latency_ms  # timed side by side
     artifact = outputs["feature_selection"][0]
     published = artifact.get_float_custom_property(spec.LATENCY_P50_PROPERTY)
     assert published == pytest.approx(final.latency_ms_p50)  # the chosen round, not the last
