@@ -76,6 +76,7 @@ class BudgetController:
         # The full model's loaded signature, timed beside every measurement under a
         # relative budget so that machine load cancels out of the ratio.
         self._full_model: ServingTarget | None = None
+        self._latest_full_model_ms: float | None = None
 
     @classmethod
     def for_config(cls, trainer, config: SelectionConfig) -> BudgetController:
@@ -93,24 +94,36 @@ class BudgetController:
                 tower=config.tower,
             )
         controller = cls(trainer, config, cost_model, workdir)
+        if config.has_latency_budget:
+            controller.time_full_model()
         if config.latency_budget_fraction is not None:
             controller.resolve_relative_budget()
         controller.check_achievable()
         return controller
 
-    def resolve_relative_budget(self) -> None:
-        """Turns ``latency_budget_fraction`` into milliseconds: that share of the p50 of
-        the full model (every candidate at full width), measured here like each round.
+    def time_full_model(self) -> None:
+        """Loads the full model (every candidate at full width) and times it.
 
-        Rounds are then judged against the full model timed beside them (see
-        ``latency_limit_ms``); this first figure is what the budget reports."""
-        fraction = self.config.latency_budget_fraction
+        It is then timed beside every round too. A relative budget is a share of it; an
+        absolute one uses it to put the budget on the cost model's scale, since a cached
+        calibration may have run while the machine was faster or slower than now.
+        """
         full = Ranker(
             PrunedEmbedding(self.features), self.config.hidden_units, tower=self.config.tower
         )
         self._full_model = self._load(full, self.features)
         (stats,) = measure_interleaved([self._full_model], self.config.serving_batch_size)
-        self.full_model_latency_ms = stats.p50_ms
+        self.full_model_latency_ms = self._latest_full_model_ms = stats.p50_ms
+
+    def resolve_relative_budget(self) -> None:
+        """Turns ``latency_budget_fraction`` into milliseconds: that share of the full
+        model's p50 from ``time_full_model``.
+
+        Rounds are then judged against the full model timed beside them (see
+        ``latency_limit_ms``); this first figure is what the budget reports."""
+        fraction = self.config.latency_budget_fraction
+        if self.full_model_latency_ms is None:
+            self.time_full_model()
         self.requested_fraction = fraction
         self.config = dataclasses.replace(
             self.config,
@@ -169,7 +182,7 @@ class BudgetController:
             if measured.p50_ms > limit:
                 asked = f"Latency budget {limit:.3f} ms"
                 floor = f"{measured.p50_ms:.3f} ms"
-                if full is not None:
+                if self.requested_fraction is not None and full is not None:
                     full = full.p50_ms
                     asked += f" ({self.requested_fraction:.0%} of the full model's {full:.3f} ms)"
                     floor += f", {measured.p50_ms / full:.0%} of the full model"
@@ -206,6 +219,23 @@ class BudgetController:
             return self.requested_fraction * full_ms
         return self.config.latency_budget_ms
 
+    def planning_budget_ms(self) -> float:
+        """The latency budget on the cost model's scale, for choosing eligible features.
+
+        Eligibility compares the cost model's predictions, which come from a calibration
+        that may be cached from a faster or slower moment. So the budget is rescaled by
+        the cost model's prediction for the full model over its latest measurement; a
+        relative budget is simply that share of the prediction.
+        """
+        if self.cost_model is None:
+            return self.config.latency_budget_ms
+        predicted_full = self.cost_model.predict_ms(self.features)
+        if self.requested_fraction is not None:
+            return self.requested_fraction * predicted_full
+        if self._latest_full_model_ms:  # rescale ms measured now to the calibration's ms
+            return self.config.latency_budget_ms * predicted_full / self._latest_full_model_ms
+        return self.config.latency_budget_ms
+
     # --------------------------------------------------------------------- rounds
     def _current(self) -> FeatureSet | None:
         names = self.trainer.layer.selected_features()
@@ -229,7 +259,7 @@ class BudgetController:
                 if current
                 else self.cost_model.coefficients["base_ms"]
             )
-            remaining_ms = self.config.latency_budget_ms - used
+            remaining_ms = self.planning_budget_ms() - used
         if self.config.memory_budget_bytes is not None:
             remaining_bytes = self.config.memory_budget_bytes - (
                 embedding_bytes(current) if current else 0
@@ -258,6 +288,8 @@ class BudgetController:
             stats, full = self._measure(pruned, kept)
             record.latency_ms_p50, record.latency_ms_p99 = stats.p50_ms, stats.p99_ms
             record.full_model_latency_ms = full.p50_ms if full is not None else None
+            if full is not None:
+                self._latest_full_model_ms = full.p50_ms
             record.predicted_latency_ms = self.cost_model.predict_ms(kept)
 
     def within_budget(self, record: RoundRecord) -> bool:
@@ -300,6 +332,10 @@ class BudgetController:
     def describe(self) -> dict:
         out = {
             "cost_rule": self.config.cost_rule,
+            "full_model_latency_ms_at_start": self.full_model_latency_ms,
+            "full_model_predicted_ms": (
+                self.cost_model.predict_ms(self.features) if self.cost_model else None
+            ),
             "minimum_achievable": self.minimum,
             "over_budget_rounds": getattr(self, "over_budget_rounds", []),
         }

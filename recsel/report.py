@@ -242,7 +242,7 @@ def _frontier(result: SelectionResult) -> str:
     uri = figs.frontier_figure(xs, aucs, labels, xlabel, budget_x, budget_label, predicted)
     body = "".join(note(n) for n in notes) + img(uri, "quality versus cost")
     rows, previous = [], []
-    # Under a relative budget each round was judged against the full model timed beside it.
+    # The full model timed beside each round: the yardstick of a relative budget.
     side_by_side = any(r.full_model_latency_ms is not None for r in result.rounds)
     for r in result.rounds:
         added = ", ".join(n for n in r.selected if n not in previous) or "—"

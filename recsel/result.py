@@ -22,9 +22,9 @@ class RoundRecord:
         latency_ms_p50: Measured p50 serving latency of the pruned model, if measured.
         latency_ms_p99: Measured p99 serving latency, if measured.
         predicted_latency_ms: The cost model's prediction for this selection, if any.
-        full_model_latency_ms: Under a relative latency budget, the full model's p50
-            timed in the same passes as this round's; the round fits when
-            ``latency_ms_p50 <= latency_fraction * full_model_latency_ms``.
+        full_model_latency_ms: The full model's p50, timed in the same passes as this
+            round's (whenever a latency budget is set). Under a relative budget the
+            round fits when ``latency_ms_p50 <= latency_fraction * full_model_latency_ms``.
         embedding_bytes: Embedding table bytes of the pruned model.
         steps: Global training step at the end of the round.
     """

@@ -6,6 +6,7 @@ import pytest
 
 from recsel.budget import BudgetController, BudgetError
 from recsel.config import SelectionConfig
+from recsel.cost import COEFFICIENTS, CostModel
 from recsel.data.public import load_adult
 from recsel.data.synthetic import make_synthetic
 from recsel.inference import infer_feature_set
@@ -125,6 +126,28 @@ def test_relative_budget_judges_each_round_by_the_full_model_timed_beside_it():
     # An absolute budget ignores the full model.
     controller.requested_fraction = None
     assert fits(3.0, 5.0) and not fits(4.1, 100.0)
+
+
+def test_budget_plans_rounds_on_the_cost_models_own_scale():
+    frame = make_synthetic(n_rows=500, n_informative=2, n_duplicates=0, n_noise=1, n_traps=0)
+    features = infer_feature_set(frame.frame, "label")
+    coefficients = dict.fromkeys(COEFFICIENTS, 0.0)
+    coefficients.update(base_ms=1.0, per_lookup_column_ms=0.01)
+    cost_model = CostModel(coefficients, batch_size=512, hidden_units=(64, 32))
+    trainer = types.SimpleNamespace(features=features)
+    controller = BudgetController(
+        trainer, SelectionConfig(latency_budget_ms=4.0), cost_model, "/tmp"
+    )
+    assert controller.planning_budget_ms() == 4.0  # absolute, nothing timed yet: as given
+    predicted_full = cost_model.predict_ms(features)
+    # The full model now measures twice what the (cached) calibration predicts, so 4 ms
+    # measured now buys what 2 ms of predictions describe.
+    controller._latest_full_model_ms = 2 * predicted_full
+    assert controller.planning_budget_ms() == pytest.approx(2.0)
+    controller.requested_fraction = 0.5
+    # Relative: half the *predicted* full model, not the 4 ms resolved from a timing.
+    assert predicted_full > 1.0
+    assert controller.planning_budget_ms() == pytest.approx(0.5 * predicted_full)
 
 
 def test_memory_budget_below_smallest_table_is_rejected():
