@@ -34,7 +34,7 @@ from recsel.cost import (
 from recsel.features import FeatureSet
 from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
-from recsel.result import RoundRecord
+from recsel.result import RoundRecord, latency_limit_ms
 from recsel.selection import embedding_bytes
 
 
@@ -178,7 +178,7 @@ class BudgetController:
             cheapest_model = Ranker(PrunedEmbedding(kept), config.hidden_units, tower=config.tower)
             measured, full = self._measure(cheapest_model, kept)
             self.minimum.update(latency_ms=measured.p50_ms, latency_feature=cheapest)
-            limit = self.latency_limit_ms(full)
+            limit = self.latency_limit_ms(full.p50_ms if full is not None else None)
             if measured.p50_ms > limit:
                 asked = f"Latency budget {limit:.3f} ms"
                 floor = f"{measured.p50_ms:.3f} ms"
@@ -208,16 +208,12 @@ class BudgetController:
         stats = measure_interleaved(targets, self.config.serving_batch_size)
         return stats[0], (stats[1] if self._full_model is not None else None)
 
-    def latency_limit_ms(self, full_model: LatencyStats | float | None = None) -> float:
-        """The latency budget in ms, for a measurement taken beside ``full_model``.
-
-        A relative budget is that share of the full model's p50 from the same passes;
-        an absolute one ignores ``full_model``.
-        """
-        if self.requested_fraction is not None and full_model is not None:
-            full_ms = full_model if isinstance(full_model, float) else full_model.p50_ms
-            return self.requested_fraction * full_ms
-        return self.config.latency_budget_ms
+    def latency_limit_ms(self, full_model_ms: float | None = None) -> float:
+        """The latency budget in ms for a measurement taken beside a full model that
+        measured ``full_model_ms`` (see ``recsel.result.latency_limit_ms``)."""
+        return latency_limit_ms(
+            self.config.latency_budget_ms, self.requested_fraction, full_model_ms
+        )
 
     def planning_budget_ms(self) -> float:
         """The latency budget on the cost model's scale, for choosing eligible features.

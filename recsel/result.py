@@ -9,6 +9,21 @@ from typing import Any
 from recsel.atomic import atomic_write_text, read_text
 
 
+def latency_limit_ms(
+    budget_ms: float | None, fraction: float | None, full_model_ms: float | None
+) -> float | None:
+    """The latency limit a round is judged by: ``fraction`` of the full model's p50 timed
+    beside it under a relative budget, else the budget in ms.
+
+    Example:
+        >>> latency_limit_ms(4.0, 0.5, 7.0)
+        3.5
+    """
+    if fraction is not None and full_model_ms:
+        return fraction * full_model_ms
+    return budget_ms
+
+
 @dataclasses.dataclass
 class RoundRecord:
     """What one selection round chose and what the pruned model measured afterwards.
@@ -110,10 +125,8 @@ class SelectionResult:
         """
         budget = self.budget or {}
         record = self.rounds[self.final_round if index is None else index] if self.rounds else None
-        fraction = budget.get("latency_fraction")
-        if fraction is not None and record is not None and record.full_model_latency_ms:
-            return fraction * record.full_model_latency_ms
-        return budget.get("latency_ms")
+        full_ms = record.full_model_latency_ms if record is not None else None
+        return latency_limit_ms(budget.get("latency_ms"), budget.get("latency_fraction"), full_ms)
 
     def summary(self) -> str:
         """A few human-readable lines: kept features, widths and quality."""
