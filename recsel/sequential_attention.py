@@ -259,9 +259,9 @@ class SequentialAttention(tf.Module):
         _, ranked = tf.math.top_k(score, k=n)
         available = tf.cast(tf.reduce_sum(pending), tf.int32)
         k = tf.where(fire, tf.minimum(self.per_event, available), 0)
-        new_mask = tf.reduce_sum(
-            tf.one_hot(ranked, n) * tf.cast(tf.range(n) < k, tf.float32)[:, None], axis=0
-        )
+        # ``ranked`` is a permutation, so scattering "rank < k" back to candidate positions
+        # marks the k best in O(n); a one-hot of ``ranked`` would build an n x n matrix.
+        new_mask = tf.scatter_nd(ranked[:, None], tf.cast(tf.range(n) < k, tf.float32), shape=[n])
         offset = tf.range(n) - self.num_selected
         in_event = (offset >= 0) & (offset < k)
         new_order = tf.where(
