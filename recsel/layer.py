@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from recsel.embedding import FeatureEmbedding
+from recsel.embedding import FeatureEmbedding, StackedEmbedding, stack_key
 from recsel.features import FeatureSet, FeatureSpec
 from recsel.sequential_attention import SequentialAttention
 
@@ -35,35 +35,76 @@ def _as_feature_set(features) -> FeatureSet:
 
 
 class _EmbeddingsBase(tf_keras.layers.Layer):
-    """Owns one ``FeatureEmbedding`` per feature and checks the input dict."""
+    """Owns the stacked tables (one per ``stack_key``) and checks the input dict.
+
+    Features that share a width and a lookup kind live in one ``StackedEmbedding``, so
+    the graph holds one lookup and one gather per stack rather than per feature. The
+    output keeps the per-feature contract: every feature's columns, in feature order.
+    """
 
     def __init__(self, features, l2: float = 0.0, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.features = _as_feature_set(features)
         self.l2 = float(l2)
         self.seed = int(seed)
-        # The penalty is added once on the concatenation (_embed_concat), not per feature:
-        # the same value, with a fraction of the graph ops (tracing dominates short runs).
-        self.embeddings = {
-            spec.name: FeatureEmbedding(spec, l2=0.0, seed=seed + i)
-            for i, spec in enumerate(self.features)
-        }
+        groups: dict[tuple, list[int]] = {}
+        for i, spec in enumerate(self.features):
+            groups.setdefault(stack_key(spec), []).append(i)
+        specs = list(self.features)
+        self.stacks = [
+            StackedEmbedding(
+                [specs[i] for i in members], [seed + i for i in members], name=f"stack_{g}"
+            )
+            for g, members in enumerate(groups.values())
+        ]
+        self._stack_of = {spec.name: stack for stack in self.stacks for spec in stack.specs}
+        # Stacks emit columns grouped by stack; one gather puts them back in feature order.
+        start, starts = 0, {}
+        for stack in self.stacks:
+            for spec in stack.specs:
+                starts[spec.name], start = start, start + spec.embedding_dim
+        perm = np.concatenate(
+            [np.arange(starts[s.name], starts[s.name] + s.embedding_dim) for s in self.features]
+        ).astype(np.int32)
+        self._column_order = None if np.array_equal(perm, np.arange(len(perm))) else perm
 
     def _embed_concat(self, inputs: dict) -> tf.Tensor:
         """All features' embeddings side by side, with the l2 penalty on the looked-up rows."""
-        embedded = tf.concat(self._embed_all(inputs), axis=1)
+        self._check_inputs(inputs)
+        embedded = tf.concat([stack(inputs) for stack in self.stacks], axis=1)
+        if self._column_order is not None:
+            embedded = tf.gather(embedded, self._column_order, axis=1)
         if self.l2 > 0:
+            # The penalty is a sum over all columns, so the column order does not matter.
             self.add_loss(self.l2 * tf.reduce_mean(tf.reduce_sum(tf.square(embedded), axis=1)))
         return embedded
 
-    def _embed_all(self, inputs: dict) -> list[tf.Tensor]:
+    def _check_inputs(self, inputs: dict) -> None:
         missing = [n for n in self.features.names if n not in inputs]
         if missing:
             raise KeyError(
                 f"{self.name}: input is missing feature(s) {missing}; it has {sorted(inputs)}. "
                 "Pass every feature in the spec, or rebuild the layer from a smaller spec."
             )
-        return [self.embeddings[n](inputs[n]) for n in self.features.names]
+
+    def feature_table(self, name: str) -> np.ndarray:
+        """Feature ``name``'s embedding table (its rows of its stack), as a numpy copy.
+
+        Example:
+            >>> layer.feature_table("country").shape  # (vocabulary_size, embedding_dim)
+        """
+        return self._stack_of[name].feature_table(name)
+
+    def set_feature_tables(self, tables: dict[str, np.ndarray]) -> None:
+        """Overwrites the named features' tables (one assignment per stack touched).
+
+        Example:
+            >>> layer.set_feature_tables({"country": np.zeros((4, 16), np.float32)})
+        """
+        for stack in self.stacks:
+            mine = {n: t for n, t in tables.items() if self._stack_of[n] is stack}
+            if mine:
+                stack.set_feature_tables(mine)
 
     @property
     def output_width(self) -> int:
@@ -278,10 +319,9 @@ class SequentialAttentionEmbedding(_EmbeddingsBase):
             )
         kept = self.features.subset(names, widths)
         pruned = PrunedEmbedding(kept, name="pruned_embedding")
-        for spec in kept:
-            cols = self.selected_columns_of(spec.name)
-            source = self.embeddings[spec.name].table.numpy()[:, cols]
-            pruned.embeddings[spec.name].table.assign(source)
+        pruned.set_feature_tables(
+            {s.name: self.feature_table(s.name)[:, self.selected_columns_of(s.name)] for s in kept}
+        )
         return pruned
 
     def freeze(self) -> None:
@@ -319,4 +359,5 @@ CUSTOM_OBJECTS = {
     "SequentialAttentionEmbedding": SequentialAttentionEmbedding,
     "PrunedEmbedding": PrunedEmbedding,
     "FeatureEmbedding": FeatureEmbedding,
+    "StackedEmbedding": StackedEmbedding,
 }
