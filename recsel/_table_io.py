@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import tensorflow as tf
 from google.protobuf.message import DecodeError
@@ -204,3 +205,98 @@ def split_list_cells(frame: pd.DataFrame, columns: Iterable[str], sep: str, sour
         if flat and all(isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()) for v in flat):
             cells = cells.map(lambda vs: [int(v) for v in vs])
         frame[name] = cells
+
+
+# ------------------------------------------------------- list columns on Arrow buffers
+# infer_dtype names for columns whose cells cannot be lists; it scans in C, where an
+# isinstance() per cell costs a Python call per row.
+_SCALAR_INFERRED = frozenset(
+    ("string", "bytes", "integer", "floating", "mixed-integer-float", "decimal", "complex",
+     "boolean", "datetime64", "datetime", "date", "timedelta64", "timedelta", "time",
+     "period", "interval", "empty", "categorical")
+)  # fmt: skip
+
+
+def holds_lists(series: pd.Series) -> bool:
+    """Whether any cell of ``series`` is a list, tuple or numpy array.
+
+    Args:
+        series: Any column.
+
+    Example:
+        >>> holds_lists(pd.Series([["a"], []]))
+        True
+    """
+    if series.dtype != object or len(series) == 0:
+        return False
+    if pd.api.types.infer_dtype(series, skipna=True) in _SCALAR_INFERRED:
+        return False
+    return bool(series.map(lambda v: isinstance(v, _LIST_TYPES)).any())
+
+
+def list_array(series: pd.Series) -> pa.ListArray | None:
+    """A list column as one Arrow list array (missing cells -> empty lists), or None.
+
+    None means the cells are not uniformly lists of one item type (scalars mixed in,
+    items of mixed types): callers fall back to their per-cell path, which handles
+    and reports those cases.
+
+    Args:
+        series: A column of lists (Python lists, tuples or numpy arrays) and missing cells.
+
+    Returns:
+        A ``ListArray`` with offsets starting at 0 and no null lists, or None.
+
+    Example:
+        >>> list_array(pd.Series([["a", "b"], None])).offsets.to_pylist()
+        [0, 2, 2]
+    """
+    try:
+        array = pa.array(series.to_numpy(dtype=object), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
+        array = array.cast(pa.list_(array.type.value_type))
+    if not pa.types.is_list(array.type):
+        return None
+    if array.offset or array.null_count:  # rebuild: offsets from 0, null lists as []
+        lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy()
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        array = pa.ListArray.from_arrays(pa.array(offsets), array.flatten())
+    return array
+
+
+def clean_list_values(values: pa.Array, dtype: str) -> np.ndarray | None:
+    """Flat list items as ``dtype`` with missing items -> ``""`` / ``-1``, or None.
+
+    Only string items (for ``string``) and integer items (for either dtype) are
+    converted here; anything else returns None for the caller's per-item path, which
+    has the exact conversion rules and error messages.
+
+    Args:
+        values: The flattened items of a ``list_array``.
+        dtype: The feature's dtype, ``string`` or ``int64``.
+
+    Example:
+        >>> clean_list_values(pa.array(["a", None]), "string").tolist()
+        ['a', '']
+    """
+    kind = values.type
+    if pa.types.is_null(kind):
+        return np.full(
+            len(values), "" if dtype == "string" else -1, object if dtype == "string" else np.int64
+        )
+    if dtype == "string" and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return pc.fill_null(values, "").to_numpy(zero_copy_only=False).astype(object)
+    if pa.types.is_integer(kind):
+        if dtype == "string":  # str(int) and Arrow's int -> string cast agree
+            return pc.fill_null(pc.cast(values, pa.string()), "").to_numpy(zero_copy_only=False)
+        if dtype == "int64":
+            return pc.fill_null(pc.cast(values, pa.int64()), -1).to_numpy(zero_copy_only=False)
+    return None
+
+
+def rows_of(flat: list, offsets: np.ndarray) -> list[list]:
+    """Cuts ``flat`` back into per-row lists at ``offsets`` (length rows + 1)."""
+    bounds = offsets.tolist()
+    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

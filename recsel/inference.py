@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from recsel._table_io import holds_lists, list_array
 from recsel.features import NUMERIC_TRANSFORMS, FeatureSet, FeatureSpec
 from recsel.tabular import arrow_to_frame, normalise_categorical
 
@@ -58,7 +59,33 @@ def _is_id_name(name: str) -> bool:
 
 
 def _list_cells(series: pd.Series) -> bool:
-    return series.dtype == object and bool(series.map(lambda v: isinstance(v, _LIST_TYPES)).any())
+    return holds_lists(series)
+
+
+def _list_item_type(series: pd.Series) -> str:
+    """``infer_dtype`` of a list column's items, from Arrow's type when it converts."""
+    array = list_array(series)
+    if array is not None:
+        kind = array.type.value_type
+        if pa.types.is_integer(kind):
+            return "integer"
+        if pa.types.is_floating(kind):
+            return "floating"
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return "string"
+    flat = list(itertools.chain.from_iterable(c for c in series if isinstance(c, _LIST_TYPES)))
+    return pd.api.types.infer_dtype(flat, skipna=True)
+
+
+def _flat_lists(cleaned: pd.Series) -> tuple[pd.Series, int]:
+    """All items of a cleaned list column, and its largest list length (at least 1)."""
+    array = list_array(cleaned)
+    if array is not None:
+        lengths = np.diff(array.offsets.to_numpy())
+        flat = array.flatten().to_numpy(zero_copy_only=False)
+        return pd.Series(flat, dtype=object), max(1, int(lengths.max(initial=0)))
+    max_valency = max(1, int(cleaned.map(len).max()))
+    return pd.Series(list(itertools.chain.from_iterable(cleaned)), dtype=object), max_valency
 
 
 def _integral(series: pd.Series) -> bool:
@@ -75,8 +102,7 @@ def _decide(
     if _list_cells(series):
         if name in numeric:
             raise ValueError(f"{where} holds lists and cannot be numeric; remove it from numeric=.")
-        flat = list(itertools.chain.from_iterable(c for c in series if isinstance(c, _LIST_TYPES)))
-        item_type = pd.api.types.infer_dtype(flat, skipna=True)
+        item_type = _list_item_type(series)
         if item_type == "integer":
             return "multi_categorical", "int64"
         if item_type in ("floating", "mixed-integer-float", "decimal"):
@@ -138,8 +164,7 @@ def _categorical_spec(
     cleaned = normalise_categorical(series, probe, _SOURCE)
     max_valency = 1
     if kind == "multi_categorical":
-        max_valency = max(1, int(cleaned.map(len).max()))
-        cleaned = pd.Series(list(itertools.chain.from_iterable(cleaned)), dtype=object)
+        cleaned, max_valency = _flat_lists(cleaned)
     vocab = _vocabulary(cleaned, "" if dtype == "string" else -1, name, min_count)
     # ID-like columns (user/item IDs) have huge, open-ended vocabularies: hash them.
     lookup = (

@@ -25,11 +25,15 @@ from recsel._table_io import (
     SUPPORTED_EXTENSIONS,
     MissingColumnError,
     arrow_to_frame,
+    clean_list_values,
     format_of,
+    holds_lists,
+    list_array,
     read_csv,
     read_parquet,
     read_tfrecord,
     resolve_files,
+    rows_of,
     split_list_cells,
 )
 from recsel.features import FeatureSet, FeatureSpec
@@ -146,6 +150,22 @@ def _clean_scalars(values: pd.Series, dtype: str) -> pd.Series:
     return pd.Series(np.where(np.isnan(arr), -1, arr).astype(np.int64), index=values.index)
 
 
+def _clean_lists_arrow(series: pd.Series, dtype: str) -> pd.Series | None:
+    """The multi-valent cleaning on Arrow offsets and values, or None for the per-cell path.
+
+    One conversion to an Arrow list array, one vectorised cleaning of the flat items, one
+    slicing back into rows: no Python work per cell besides building the output lists.
+    """
+    array = list_array(series)
+    if array is None:
+        return None
+    flat = clean_list_values(array.flatten(), dtype)
+    if flat is None:
+        return None
+    rows = rows_of(flat.tolist(), array.offsets.to_numpy())
+    return pd.Series(rows, index=series.index, dtype=object)
+
+
 def normalise_categorical(series: pd.Series, spec: FeatureSpec, source: str = "data") -> pd.Series:
     """Cleans one categorical column: missing -> ``""`` / ``-1`` (OOV), values -> str / int.
 
@@ -167,6 +187,9 @@ def normalise_categorical(series: pd.Series, spec: FeatureSpec, source: str = "d
     where = f"{source}: column {spec.name!r}"
     try:
         if spec.kind == "multi_categorical":
+            fast = _clean_lists_arrow(series, spec.dtype)
+            if fast is not None:
+                return fast
             cells = [
                 list(c) if isinstance(c, _LIST_TYPES) else [] if _is_missing(c) else [c]
                 for c in series
@@ -179,7 +202,7 @@ def normalise_categorical(series: pd.Series, spec: FeatureSpec, source: str = "d
             ends = np.cumsum([len(c) for c in cells]).tolist()
             rows = [flat_list[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
             return pd.Series(rows, index=series.index, dtype=object)
-        if series.dtype == object and series.map(lambda v: isinstance(v, _LIST_TYPES)).any():
+        if holds_lists(series):
             raise ValueError(
                 "holds lists, but the spec says scalar 'categorical'; use 'multi_categorical'"
             )
@@ -190,7 +213,7 @@ def normalise_categorical(series: pd.Series, spec: FeatureSpec, source: str = "d
 
 def _clean_numeric(series: pd.Series, name: str, nan_policy: str, source: str) -> pd.Series:
     where = f"{source}: numeric feature {name!r}"
-    if series.dtype == object and series.map(lambda v: isinstance(v, _LIST_TYPES)).any():
+    if holds_lists(series):
         raise ValueError(f"{where} holds lists; numeric features must be scalar.")
     values = pd.to_numeric(series, errors="coerce").astype(np.float64)
     bad = values.isna() & ~series.isna()
@@ -288,7 +311,9 @@ def validate_frame(
         raise MissingColumnError(
             f"{source}: label column {label!r} not found; available columns: {list(frame.columns)}."
         )
-    out = frame.copy()
+    # Cleaned columns are collected and the frame is built once: assigning hundreds of
+    # columns into a copy one by one rewrites its consolidated blocks each time (quadratic).
+    out = {name: frame[name] for name in frame.columns}
     for spec in features:
         if spec.kind == "numeric":
             out[spec.name] = _clean_numeric(frame[spec.name], spec.name, nan_policy, source)
@@ -303,7 +328,7 @@ def validate_frame(
                 f"{source}: label {label!r} has missing, non-numeric or infinite values."
             )
         out[label] = values.astype(np.float32)
-    return out
+    return pd.DataFrame(out, index=frame.index, copy=True)
 
 
 def split_frame(
@@ -357,6 +382,14 @@ def _column_tensor(series: pd.Series, spec: FeatureSpec) -> tf.Tensor | tf.Ragge
             raise ValueError("has NaN or infinite values")
         return tf.constant(values)
     if spec.kind == "multi_categorical":
+        # Offsets and flat values straight from Arrow; the per-cell path is the fallback.
+        array = list_array(series)
+        flat = None if array is None else clean_list_values(array.flatten(), spec.dtype)
+        if flat is not None:
+            splits = array.offsets.to_numpy().astype(np.int64)
+            return tf.RaggedTensor.from_row_splits(
+                tf.constant(flat, dtype, shape=[len(flat)]), splits, validate=False
+            )
         lengths = np.fromiter((len(c) for c in series), np.int64, count=len(series))
         flat = list(itertools.chain.from_iterable(series))
         values = np.asarray(flat, np.int64) if dtype == tf.int64 else np.asarray(flat, object)
