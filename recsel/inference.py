@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from recsel._table_io import holds_lists, list_array
+from recsel._table_io import clean_list_values, holds_lists, list_array
 from recsel.features import NUMERIC_TRANSFORMS, FeatureSet, FeatureSpec
 from recsel.tabular import arrow_to_frame, normalise_categorical
 
@@ -77,13 +77,18 @@ def _list_item_type(series: pd.Series) -> str:
     return pd.api.types.infer_dtype(flat, skipna=True)
 
 
-def _flat_lists(cleaned: pd.Series) -> tuple[pd.Series, int]:
-    """All items of a cleaned list column, and its largest list length (at least 1)."""
-    array = list_array(cleaned)
-    if array is not None:
+def _flat_lists(series: pd.Series, probe: FeatureSpec) -> tuple[pd.Series, int]:
+    """A list column's cleaned items, flat, and its largest list length (at least 1).
+
+    On Arrow offsets and values when the column converts; otherwise through the shared
+    per-cell cleaner. Only the flat items are needed here, so no row lists are built.
+    """
+    array = list_array(series)
+    flat = None if array is None else clean_list_values(array.flatten(), probe.dtype)
+    if flat is not None:
         lengths = np.diff(array.offsets.to_numpy())
-        flat = array.flatten().to_numpy(zero_copy_only=False)
         return pd.Series(flat, dtype=object), max(1, int(lengths.max(initial=0)))
+    cleaned = normalise_categorical(series, probe, _SOURCE)
     max_valency = max(1, int(cleaned.map(len).max()))
     return pd.Series(list(itertools.chain.from_iterable(cleaned)), dtype=object), max_valency
 
@@ -161,10 +166,11 @@ def _categorical_spec(
 ) -> FeatureSpec:
     # A placeholder vocabulary lets the shared cleaner run; the real one is counted below.
     probe = FeatureSpec(name, kind, dtype=dtype, vocabulary=("",) if dtype == "string" else (0,))
-    cleaned = normalise_categorical(series, probe, _SOURCE)
     max_valency = 1
     if kind == "multi_categorical":
-        cleaned, max_valency = _flat_lists(cleaned)
+        cleaned, max_valency = _flat_lists(series, probe)
+    else:
+        cleaned = normalise_categorical(series, probe, _SOURCE)
     vocab = _vocabulary(cleaned, "" if dtype == "string" else -1, name, min_count)
     # ID-like columns (user/item IDs) have huge, open-ended vocabularies: hash them.
     lookup = (
