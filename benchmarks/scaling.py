@@ -11,6 +11,16 @@ peak RSS sampled every 50 ms during ``select()``. Growth exponents are least-squ
 log-log slopes.
 
     python -m benchmarks.scaling [--quick]
+
+Wide sweep (``--wide``, issue 18): 40, 160, 400 and 800 candidates at 100k rows. The
+parent writes each table to Parquet once; then, per count, three fresh processes read
+it as ``recsel select`` would: ``gated`` runs ``select()``, ``plain`` trains a gate-free
+model of the same shape for the same steps, ``steps`` times both models' steps in
+interleaved blocks (the step ratio). Per process: time from process start to the first
+step done, tracing time and op count of the train step, median step, peak RSS
+(``ru_maxrss``: the whole process). See ``benchmarks/_scaling_wide.py``.
+
+    python -m benchmarks.scaling --wide [--wide-candidates 40 160 400 800] [--wide-rows 100000]
 """
 
 from __future__ import annotations
@@ -191,13 +201,109 @@ def exponents(points: list[dict], sweep: str) -> dict[str, float | None]:
     }
 
 
+WIDE_CANDIDATES = (40, 160, 400, 800)
+WIDE_TARGETS = {"first_step_seconds": 30.0, "peak_rss_mib": 2.5 * 1024, "step_ratio": 1.1,
+                "setup_exponent": 0.7, "at": 400}  # fmt: skip
+
+
+def _wide_table(rows: int, candidates: int, seed: int, cache: str) -> tuple[str, str, int]:
+    """Writes (once) the synthetic table for a wide point; returns (path, label, k)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import recsel  # noqa: F401
+    from benchmarks.datasets import synthetic_shape
+    from recsel.data.synthetic import make_synthetic
+
+    shape = synthetic_shape(candidates)
+    path = os.path.join(cache, f"wide_{rows}_{candidates}_{seed}.parquet")
+    if not os.path.exists(path):
+        data = make_synthetic(n_rows=rows, seed=seed, **shape)
+        tmp = path + ".tmp"
+        pq.write_table(pa.Table.from_pandas(data.frame, preserve_index=False), tmp)
+        with open(path + ".label", "w") as f:
+            f.write(data.label)
+        os.replace(tmp, path)
+    with open(path + ".label") as f:
+        return path, f.read(), shape["n_informative"]
+
+
+def _run_wide(kind: str, path: str, label: str, k: int, seed: int) -> dict:
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "benchmarks.scaling", "--wide-point", kind, path, label, str(k),
+           "--seed", str(seed)]  # fmt: skip
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=env, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+        raise RuntimeError(f"Wide point {kind} {path} failed (exit {done.returncode}):\n{tail}")
+    return json.loads(lines[-1])
+
+
+def wide_sweep(candidates: list[int], rows: int, seed: int, cache: str) -> dict:
+    """Gated vs plain at each candidate count (fresh processes); see the module docstring.
+
+    Example:
+        >>> wide_sweep([40, 160], 20_000, 0, "/tmp")["points"][0]["gated"]["median_step_ms"]
+    """
+    points = []
+    for count in candidates:
+        path, label, k = _wide_table(rows, count, seed, cache)
+        point = {"candidates": count, "rows": rows, "k": k}
+        for kind in ("gated", "plain", "steps"):
+            point[kind] = _run_wide(kind, path, label, k, seed)
+        gated, plain = point["gated"], point["plain"]
+        point["step_ratio_interleaved"] = point["steps"]["ratio"]
+        point["step_ratio_separate"] = gated["median_step_ms"] / plain["median_step_ms"]
+        print(f"{count} candidates: gated first step at {gated['first_step_done_since_start']:.1f} s, "
+              f"trace {gated['tracing_seconds']:.1f} s, {gated['graph_ops']} ops, step "
+              f"{gated['median_step_ms']:.1f} ms, RSS {gated['peak_rss_mib']:.0f} MiB; plain step "
+              f"{plain['median_step_ms']:.1f} ms; interleaved ratio {point['steps']['ratio']:.3f}",
+              flush=True)  # fmt: skip
+        points.append(point)
+    x = [p["candidates"] for p in points]
+    exps = {
+        "first_step": slope(x, [p["gated"]["first_step_done_since_start"] for p in points]),
+        "setup_after_import": slope(
+            x,
+            [
+                p["gated"]["first_step_done_since_start"] - p["gated"]["import_seconds"]
+                for p in points
+            ],
+        ),  # fmt: skip
+        "tracing": slope(x, [p["gated"]["tracing_seconds"] for p in points]),
+        "graph_ops": slope(x, [p["gated"]["graph_ops"] for p in points]),
+        "peak_rss": slope(x, [p["gated"]["peak_rss_mib"] for p in points]),
+    }
+    return {"points": points, "exponents": exps, "targets": WIDE_TARGETS}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller bases")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--point", nargs=2, type=int, metavar=("ROWS", "CANDIDATES"),
                         help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("--wide", action="store_true", help="the 100k-row candidate sweep")
+    parser.add_argument("--wide-candidates", type=int, nargs="+", default=list(WIDE_CANDIDATES))
+    parser.add_argument("--wide-rows", type=int, default=100_000)
+    parser.add_argument("--cache", default="/tmp/recsel_scaling", help="where wide tables go")
+    parser.add_argument("--wide-point", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.wide_point:
+        from benchmarks import _scaling_wide as wide
+
+        kind, path, label, k = args.wide_point
+        fn = {"gated": wide.gated_point, "plain": wide.plain_point, "steps": wide.steps_point}[kind]
+        print(json.dumps(fn(path, label, int(k), seed=args.seed)), flush=True)
+        return
+    if args.wide:
+        os.makedirs(args.cache, exist_ok=True)
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        result = wide_sweep(args.wide_candidates, args.wide_rows, args.seed, args.cache)
+        _merge_wide(result, load_before, args)
+        return
     if args.point:
         print(json.dumps(measure_point(*args.point, seed=args.seed)), flush=True)
         return
@@ -232,6 +338,22 @@ def main(argv: list[str] | None = None) -> None:
         "points": points,
         "exponents": {s: exponents(points, s) for s in ("rows", "candidates")},
     })  # fmt: skip
+
+
+def _merge_wide(result: dict, load_before: list[float], args) -> None:
+    """Adds the wide sweep to scaling.json, keeping the rows/candidates sweeps there."""
+    from benchmarks._common import RESULTS
+
+    path = RESULTS / "scaling.json"
+    payload = json.loads(path.read_text()) if path.exists() else {}
+    payload["wide"] = {
+        "machine": machine(),
+        "command": "python -m benchmarks.scaling --wide --wide-candidates "
+        + " ".join(map(str, args.wide_candidates)) + f" --wide-rows {args.wide_rows}",
+        "load_average_at_start": load_before,
+        **result,
+    }  # fmt: skip
+    write_json("scaling", payload)
 
 
 if __name__ == "__main__":
