@@ -133,9 +133,6 @@ class FeatureEmbedding(tf_keras.layers.Layer):
 
 
 # ------------------------------------------------------------------ stacked tables
-_SEP = "\x1f"  # joins a feature's position to its value in a stack's shared vocabulary
-
-
 def stack_key(spec: FeatureSpec) -> tuple:
     """Features with equal keys share one stacked table and one lookup.
 
@@ -205,22 +202,7 @@ class StackedEmbedding(tf_keras.layers.Layer):
         if self.path == "hash":
             self.lookup = tf_keras.layers.Hashing(num_bins=size, name=f"{self.name}_hash")
         elif self.path == "vocab":
-            self.num_oov = size
-            tokens = [
-                f"{j}{_SEP}{v if isinstance(v, str) else int(v)}"
-                for j, spec in enumerate(self.specs)
-                for v in spec.vocabulary
-            ]
-            self.lookup = tf_keras.layers.StringLookup(
-                vocabulary=tokens, num_oov_indices=1, mask_token=None, name=f"{self.name}_lookup"
-            )
-            # Lookup id 1 + i (the i-th token) -> its stacked row, after the feature's OOV rows.
-            rows = [
-                self.offsets[j] + size + p
-                for j, spec in enumerate(self.specs)
-                for p in range(len(spec.vocabulary))
-            ]
-            self._row_of_id = np.asarray([0, *rows], np.int64)
+            self._build_vocab_lookup(size)
         elif self.path == "bucketize":
             longest = max(len(s.boundaries) for s in self.specs)
             bounds = np.full([len(self.specs), longest], np.inf, np.float32)
@@ -231,6 +213,43 @@ class StackedEmbedding(tf_keras.layers.Layer):
         else:  # normalize
             self._mean = np.asarray([s.mean for s in self.specs], np.float32)
             self._std = np.asarray([s.std for s in self.specs], np.float32)
+
+    def _build_vocab_lookup(self, num_oov: int) -> None:
+        """Two Keras lookups shared by the stack: value -> union id, (union id, feature) -> row.
+
+        The union vocabulary holds every value of any feature's vocabulary, so one lookup
+        hashes each raw value once; the pair key ``u * F + j`` then says whether value
+        ``u`` is in feature ``j``'s vocabulary and where its row is. Both are integer or
+        string hash lookups; no strings are built per step.
+        """
+        self.num_oov = num_oov
+        union: dict = {}
+        for spec in self.specs:
+            for v in spec.vocabulary:
+                union.setdefault(v if self.dtype_name == "string" else int(v), len(union) + 1)
+        if self.dtype_name == "string":
+            self.lookup = tf_keras.layers.StringLookup(
+                vocabulary=[str(v) for v in union], num_oov_indices=1, mask_token=None,
+                name=f"{self.name}_values",
+            )  # fmt: skip
+        else:
+            self.lookup = tf_keras.layers.IntegerLookup(
+                vocabulary=np.asarray(list(union), np.int64), num_oov_indices=1, mask_token=None,
+                name=f"{self.name}_values",
+            )  # fmt: skip
+        num = len(self.specs)
+        pairs = [
+            (union[v if self.dtype_name == "string" else int(v)] * num + j, offset + num_oov + p)
+            for j, (spec, offset) in enumerate(zip(self.specs, self.offsets, strict=True))
+            for p, v in enumerate(spec.vocabulary)
+        ]
+        # Union id 0 (in no vocabulary) gives keys 0..F-1, which are never in ``pairs``.
+        self.pair_lookup = tf_keras.layers.IntegerLookup(
+            vocabulary=np.asarray([k for k, _ in pairs], np.int64), num_oov_indices=1,
+            mask_token=None, name=f"{self.name}_pairs",
+        )  # fmt: skip
+        # Pair-lookup id 1 + i (the i-th pair) -> its stacked row; id 0 is out of vocabulary.
+        self._row_of_id = np.asarray([0, *(row for _, row in pairs)], np.int64)
 
     @property
     def names(self) -> list[str]:
@@ -243,14 +262,9 @@ class StackedEmbedding(tf_keras.layers.Layer):
             return tf.cast(value, tf.float32)
         if value.dtype == tf.string:
             return value
-        if self.dtype_name == "int64":
-            value = tf.cast(value, tf.int64)  # IntegerLookup and Hashing see the same integer
-        # Vocabulary keys are strings ("<j>\\x1f<value>"); integers print exactly.
-        return (
-            tf.strings.as_string(value)
-            if self.path == "vocab" or self.dtype_name == "string"
-            else value
-        )
+        if self.dtype_name == "string":
+            return tf.strings.as_string(value)
+        return tf.cast(value, tf.int64)  # IntegerLookup and Hashing see the same integer
 
     def _rows(self, values: tf.Tensor, feature: tf.Tensor) -> tf.Tensor:
         """Stacked-table rows of ``values``, each belonging to feature ``feature`` (same shape)."""
@@ -264,12 +278,12 @@ class StackedEmbedding(tf_keras.layers.Layer):
             # only counts for value +inf, hence the clip); NaN falls in the last bucket.
             last = tf.gather(tf.constant(self._num_bounds), feature)
             return offsets + tf.where(tf.math.is_nan(values), last, tf.minimum(count, last))
-        prefix = tf.gather(tf.constant([f"{j}{_SEP}" for j in range(len(self.specs))]), feature)
-        ids = tf.cast(self.lookup(tf.strings.join([prefix, values])), tf.int64)
+        union = tf.cast(self.lookup(values), tf.int64)
+        ids = tf.cast(self.pair_lookup(union * len(self.specs) + feature), tf.int64)
         oov = offsets
         if self.num_oov > 1:  # the OOV bucket IntegerLookup / StringLookup would pick
             if self.dtype_name == "int64":
-                bucket = tf.math.floormod(tf.strings.to_number(values, tf.int64), self.num_oov)
+                bucket = tf.math.floormod(values, self.num_oov)
             else:
                 bucket = tf.strings.to_hash_bucket_fast(values, self.num_oov)
             oov = offsets + bucket
@@ -316,7 +330,10 @@ class StackedEmbedding(tf_keras.layers.Layer):
         batch = tf.shape(splits, out_type=tf.int64)[1] - 1
         segment = tf.repeat(tf.range(num * batch), lengths)
         rows = tf.gather(self.table, self._rows(flat, segment // batch))
-        total = tf.math.unsorted_segment_sum(rows, segment, num * batch)
+        # Segments are sorted (feature-major, then row), so the sorted kernel applies; it
+        # stops at the last non-empty segment, hence the padding to every segment.
+        total = tf.math.segment_sum(rows, segment)
+        total = tf.pad(total, [[0, num * batch - tf.shape(total, out_type=tf.int64)[0]], [0, 0]])
         count = tf.cast(lengths, tf.float32)[:, None]
         if self.combiner == "sqrtn":
             total = total / tf.sqrt(tf.maximum(count, 1.0))

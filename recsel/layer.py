@@ -34,6 +34,23 @@ def _as_feature_set(features) -> FeatureSet:
     return FeatureSet(specs)
 
 
+def _column_pieces(features: FeatureSet, stacks: list[StackedEmbedding]) -> list[tuple[int, int]]:
+    """(stack index, width) of each run of consecutive features that share a stack.
+
+    Concatenating the runs in this order gives every feature's columns in feature order;
+    a stack's runs are contiguous, in order, in its own output.
+    """
+    stack_of = {spec.name: i for i, stack in enumerate(stacks) for spec in stack.specs}
+    pieces: list[tuple[int, int]] = []
+    for spec in features:
+        i = stack_of[spec.name]
+        if pieces and pieces[-1][0] == i:
+            pieces[-1] = (i, pieces[-1][1] + spec.embedding_dim)
+        else:
+            pieces.append((i, spec.embedding_dim))
+    return pieces
+
+
 class _EmbeddingsBase(tf_keras.layers.Layer):
     """Owns the stacked tables (one per ``stack_key``) and checks the input dict.
 
@@ -58,22 +75,27 @@ class _EmbeddingsBase(tf_keras.layers.Layer):
             for g, members in enumerate(groups.values())
         ]
         self._stack_of = {spec.name: stack for stack in self.stacks for spec in stack.specs}
-        # Stacks emit columns grouped by stack; one gather puts them back in feature order.
-        start, starts = 0, {}
-        for stack in self.stacks:
-            for spec in stack.specs:
-                starts[spec.name], start = start, start + spec.embedding_dim
-        perm = np.concatenate(
-            [np.arange(starts[s.name], starts[s.name] + s.embedding_dim) for s in self.features]
-        ).astype(np.int32)
-        self._column_order = None if np.array_equal(perm, np.arange(len(perm))) else perm
+        self._pieces = _column_pieces(self.features, self.stacks)
 
     def _embed_concat(self, inputs: dict) -> tf.Tensor:
         """All features' embeddings side by side, with the l2 penalty on the looked-up rows."""
         self._check_inputs(inputs)
-        embedded = tf.concat([stack(inputs) for stack in self.stacks], axis=1)
-        if self._column_order is not None:
-            embedded = tf.gather(embedded, self._column_order, axis=1)
+        outputs = [stack(inputs) for stack in self.stacks]
+        if len(self._pieces) == len(self.stacks):  # stacks already in feature order
+            embedded = tf.concat(outputs, axis=1)
+        else:
+            # One split per stack and one concat put the columns in feature order; a
+            # column gather (axis 1) is ~10x slower on CPU at hundreds of features.
+            split = [
+                tf.split(out, [w for k, w in self._pieces if k == i], axis=1)
+                for i, out in enumerate(outputs)
+            ]
+            taken = [0] * len(outputs)
+            parts = []
+            for i, _ in self._pieces:
+                parts.append(split[i][taken[i]])
+                taken[i] += 1
+            embedded = tf.concat(parts, axis=1)
         if self.l2 > 0:
             # The penalty is a sum over all columns, so the column order does not matter.
             self.add_loss(self.l2 * tf.reduce_mean(tf.reduce_sum(tf.square(embedded), axis=1)))
