@@ -5,6 +5,7 @@ Private: use ``recsel.tabular.read_table``. Kept apart so each module stays smal
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import itertools
@@ -112,10 +113,11 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
         return table.to_pandas()
     frame = table.drop(list_names).to_pandas()
     # Collected, then joined once: inserting hundreds of columns one by one is quadratic.
-    lists = {
-        name: pd.Series(_python_lists(table.column(name)), index=frame.index, dtype=object)
-        for name in list_names
-    }
+    with gc_paused():
+        lists = {
+            name: pd.Series(_python_lists(table.column(name)), index=frame.index, dtype=object)
+            for name in list_names
+        }
     columns = {**{name: frame[name] for name in frame.columns}, **lists}
     return pd.DataFrame({name: columns[name] for name in table.column_names}, index=frame.index)
 
@@ -137,11 +139,12 @@ def _python_lists(column: pa.ChunkedArray) -> list:
     ):
         return array.to_pylist()
     values = array.flatten()  # skips the items under null cells
-    flat = (
-        values.to_numpy(zero_copy_only=False).tolist()
-        if values.null_count == 0
-        else values.to_pylist()
-    )
+    if values.null_count:
+        flat = values.to_pylist()
+    elif pa.types.is_string(items) or pa.types.is_large_string(items):
+        flat = shared_strings(values).tolist()
+    else:
+        flat = values.to_numpy(zero_copy_only=False).tolist()
     lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy()
     rows: list = rows_of(flat, np.concatenate([[0], np.cumsum(lengths)]))
     if array.null_count:
@@ -268,7 +271,7 @@ def holds_lists(series: pd.Series) -> bool:
         return False
     if pd.api.types.infer_dtype(series, skipna=True) in _SCALAR_INFERRED:
         return False
-    return bool(series.map(lambda v: isinstance(v, _LIST_TYPES)).any())
+    return any(isinstance(v, _LIST_TYPES) for v in series)  # stops at the first list
 
 
 def list_array(series: pd.Series) -> pa.ListArray | None:
@@ -324,13 +327,28 @@ def clean_list_values(values: pa.Array, dtype: str) -> np.ndarray | None:
             len(values), "" if dtype == "string" else -1, object if dtype == "string" else np.int64
         )
     if dtype == "string" and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        return pc.fill_null(values, "").to_numpy(zero_copy_only=False).astype(object)
+        return shared_strings(pc.fill_null(values, ""))
     if pa.types.is_integer(kind):
         if dtype == "string":  # str(int) and Arrow's int -> string cast agree
-            return pc.fill_null(pc.cast(values, pa.string()), "").to_numpy(zero_copy_only=False)
+            return shared_strings(pc.fill_null(pc.cast(values, pa.string()), ""))
         if dtype == "int64":
             return pc.fill_null(pc.cast(values, pa.int64()), -1).to_numpy(zero_copy_only=False)
     return None
+
+
+def shared_strings(values: pa.Array) -> np.ndarray:
+    """A string array (no nulls) as an object array holding one ``str`` per distinct value.
+
+    Multi-hot items repeat a small vocabulary; one Python string per item would cost
+    ~50 bytes per item (gigabytes at hundreds of list columns), a shared one 8 bytes.
+
+    Example:
+        >>> shared_strings(pa.array(["a", "b", "a"])).tolist()
+        ['a', 'b', 'a']
+    """
+    encoded = values.dictionary_encode()
+    unique = np.asarray(encoded.dictionary.to_pylist() + [None], dtype=object)[:-1]
+    return unique[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def rows_of(flat: list, offsets: np.ndarray) -> list[list]:
@@ -341,12 +359,21 @@ def rows_of(flat: list, offsets: np.ndarray) -> list[list]:
         [['a', 'b'], [], ['c']]
     """
     bounds = offsets.tolist()
-    # Building many small lists triggers the cyclic GC over and over; none of them can
-    # form a cycle, so it is paused meanwhile.
+    with gc_paused():
+        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pauses the cyclic GC while millions of small lists are built.
+
+    Each allocation burst triggers collections that scan every live container (all the
+    cells built so far); the lists of strings and ints built here cannot form cycles.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        yield
     finally:
         if enabled:
             gc.enable()

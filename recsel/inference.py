@@ -62,9 +62,19 @@ def _list_cells(series: pd.Series) -> bool:
     return holds_lists(series)
 
 
+_RECENT: list = []  # the last (series, list array): _decide and _categorical_spec share it
+
+
+def _list_array_once(series: pd.Series):
+    """``list_array(series)``, converted once when the kind and the spec both ask for it."""
+    if not (_RECENT and _RECENT[0][0] is series):
+        _RECENT[:] = [(series, list_array(series))]
+    return _RECENT[0][1]
+
+
 def _list_item_type(series: pd.Series) -> str:
     """``infer_dtype`` of a list column's items, from Arrow's type when it converts."""
-    array = list_array(series)
+    array = _list_array_once(series)
     if array is not None:
         kind = array.type.value_type
         if pa.types.is_integer(kind):
@@ -83,7 +93,8 @@ def _flat_lists(series: pd.Series, probe: FeatureSpec) -> tuple[pd.Series, int]:
     On Arrow offsets and values when the column converts; otherwise through the shared
     per-cell cleaner. Only the flat items are needed here, so no row lists are built.
     """
-    array = list_array(series)
+    array = _list_array_once(series)
+    _RECENT.clear()
     flat = None if array is None else clean_list_values(array.flatten(), probe.dtype)
     if flat is not None:
         lengths = np.diff(array.offsets.to_numpy())

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import tensorflow as tf
 
 from recsel._table_io import (
@@ -150,6 +151,13 @@ def _clean_scalars(values: pd.Series, dtype: str) -> pd.Series:
     return pd.Series(np.where(np.isnan(arr), -1, arr).astype(np.int64), index=values.index)
 
 
+def _plain_lists(series: pd.Series, array: pa.ListArray) -> bool:
+    """True if every cell is a Python list and no cell or item is missing."""
+    if array.flatten().null_count or series.isna().any():
+        return False
+    return all(type(cell) is list for cell in series)
+
+
 def _clean_lists_arrow(series: pd.Series, dtype: str) -> pd.Series | None:
     """The multi-valent cleaning on Arrow offsets and values, or None for the per-cell path.
 
@@ -159,6 +167,13 @@ def _clean_lists_arrow(series: pd.Series, dtype: str) -> pd.Series | None:
     array = list_array(series)
     if array is None:
         return None
+    items = array.type.value_type
+    if (
+        pa.types.is_string(items) if dtype == "string" else pa.types.is_integer(items)
+    ) and _plain_lists(series, array):
+        # Already clean: share the cells (a new Series, the same list objects) rather than
+        # rebuild millions of identical lists.
+        return series.copy()
     flat = clean_list_values(array.flatten(), dtype)
     if flat is None:
         return None
@@ -170,7 +185,8 @@ def normalise_categorical(series: pd.Series, spec: FeatureSpec, source: str = "d
     """Cleans one categorical column: missing -> ``""`` / ``-1`` (OOV), values -> str / int.
 
     Multi-valent cells become lists (a missing cell is ``[]``, a scalar ``[value]``, and
-    missing items become ``""`` / ``-1``).
+    missing items become ``""`` / ``-1``). A column that needs no cleaning (Python lists of
+    the right item type, nothing missing) shares its list objects with the result.
 
     Args:
         series: The raw column.
