@@ -292,10 +292,51 @@ def dims_section(name: str, data: dict) -> str:
     return "\n".join(lines)
 
 
+def _wide_lines(wide: dict) -> list[str]:
+    """The 100k-row candidate sweep (gated select() beside a plain model of the same shape)."""
+    lines = ["### Hundreds of candidates (100k rows)", "", header(wide)]
+    lines.append(
+        "Per candidate count, fresh processes read the same Parquet table as `recsel select` "
+        "would: **gated** runs `select()` (k = 8), **plain** trains the same model without "
+        "gates for the same steps, and **interleaved** times both models' steps in "
+        "alternating blocks in one process (the step ratio, robust to load drift). Times "
+        "count from process creation; tracing is the train step's trace; ops are its graph "
+        "nodes; peak RSS is the process's `ru_maxrss`. Load average (1 min) at start: "
+        f"{fmt(wide.get('load_average_at_start'))}."
+    )
+    lines.append("")
+    rows = []
+    for p in wide["points"]:
+        g, q = p["gated"], p["plain"]
+        rows.append([str(p["candidates"]), fmt(g["import_seconds"], 1),
+                     fmt(g["prepared_since_start"], 1), fmt(g["first_step_done_since_start"], 1),
+                     fmt(q["first_step_done_since_start"], 1), fmt(g["tracing_seconds"], 2),
+                     fmt(q["tracing_seconds"], 2), str(g["graph_ops"]), str(g["trace_count"]),
+                     fmt(g["median_step_ms"], 1), fmt(q["median_step_ms"], 1),
+                     fmt(p["step_ratio_interleaved"], 3), fmt(g["peak_rss_mib"], 0),
+                     fmt(q["peak_rss_mib"], 0), fmt(g["load_average"][0], 1)])  # fmt: skip
+    headers = ["Candidates", "Import s", "Data ready s", "1st step done s", "plain: 1st step s",
+               "Trace s", "plain: trace s", "Train-step ops", "Traces", "Median step ms",
+               "plain: median step ms", "Step ratio (interleaved)", "Peak RSS MiB",
+               "plain: peak RSS MiB", "Load at end"]  # fmt: skip
+    lines += [table(headers, rows), ""]
+    e = wide.get("exponents", {})
+    lines.append(
+        f"Growth exponents in candidates (log-log slopes): start -> first step "
+        f"{fmt(e.get('first_step'), 2)}, the same less imports {fmt(e.get('setup_after_import'), 2)}, "
+        f"tracing {fmt(e.get('tracing'), 2)}, train-step ops {fmt(e.get('graph_ops'), 2)}, "
+        f"peak RSS {fmt(e.get('peak_rss'), 2)}."
+    )
+    lines += ["", targets_table(wide["targets"]), ""]
+    return lines
+
+
 def scaling_section(name: str, data: dict) -> str:
     lines = ["## scaling", "", header(data), data.get("description", ""), ""]
+    if "wide" in data:
+        lines += _wide_lines(data["wide"])
     for sweep in ("rows", "candidates"):
-        points = [p for p in data["points"] if p["sweep"] == sweep]
+        points = [p for p in data.get("points", []) if p["sweep"] == sweep]
         if not points:
             continue
         rows = [[str(p["rows"]), str(p["candidates"]), str(p.get("steps", "-")),
