@@ -503,4 +503,9 @@ def to_dataset(
         dataset = dataset.repeat()
     dataset = dataset.batch(int(batch_size), drop_remainder=False)
     dataset = dataset.map(lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # tf.data's default graph rewrites serialise the pipeline, and with it a copy of every
+    # captured column tensor: +1.3 GiB at 400 candidates x 100k rows. Without them the
+    # pipeline reads the tensors in place at the same speed.
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
