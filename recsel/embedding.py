@@ -222,6 +222,11 @@ class StackedEmbedding(tf_keras.layers.Layer):
         ``u`` is in feature ``j``'s vocabulary and where its row is. Both are integer or
         string hash lookups; no strings are built per step.
         """
+        if num_oov < 1:
+            raise ValueError(
+                f"Features {self.names}: num_oov_buckets must be at least 1, so that values "
+                "unseen in training (serving traffic) map to an OOV row."
+            )
         self.num_oov = num_oov
         union: dict = {}
         for spec in self.specs:
