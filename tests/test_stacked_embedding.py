@@ -177,3 +177,9 @@ def test_l2_penalty_is_that_of_the_concatenated_embeddings():
     concat = _reference_output(_reference(layer), inputs)
     expected = 1e-2 * np.mean(np.sum(concat.astype(np.float64) ** 2, axis=1))
     np.testing.assert_allclose(float(layer.losses[-1]), expected, rtol=1e-5)
+
+
+def test_vocabulary_without_oov_rows_is_rejected_with_the_feature_named():
+    spec = FeatureSpec("shop", "categorical", vocabulary=("a",), num_oov_buckets=0)
+    with pytest.raises(ValueError, match="shop.*num_oov_buckets"):
+        PrunedEmbedding(FeatureSet((spec,)))
