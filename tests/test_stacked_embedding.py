@@ -183,3 +183,16 @@ def test_vocabulary_without_oov_rows_is_rejected_with_the_feature_named():
     spec = FeatureSpec("shop", "categorical", vocabulary=("a",), num_oov_buckets=0)
     with pytest.raises(ValueError, match="shop.*num_oov_buckets"):
         PrunedEmbedding(FeatureSet((spec,)))
+
+
+def test_interleaved_stacks_come_back_in_feature_order():
+    # country/city share a stack, as do price/weight; interleaving them makes the layer
+    # split each stack's output and reassemble the columns in feature order.
+    names = ["country", "price", "city", "weight", "tags"]
+    features = FeatureSet(tuple(FEATURES[n] for n in names), label="clicked")
+    layer = PrunedEmbedding(features)
+    assert len(layer.stacks) == 3 and len(layer._pieces) == 5
+    inputs = to_numpy_inputs(_frame(33, seed=4), features)
+    reference = _reference(layer)
+    expected = tf.concat([reference[n](inputs[n]) for n in names], axis=1).numpy()
+    np.testing.assert_allclose(layer(inputs).numpy(), expected, rtol=1e-6, atol=1e-6)
