@@ -379,9 +379,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--train-steps", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Show every log line (TFX, Beam, TensorFlow); same as RECSEL_VERBOSE=1.",
+    )
     args, beam_args = parser.parse_known_args(argv)
-    import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+    import recsel  # noqa: F401  (quiet mode and Keras 2, before TensorFlow loads)
+    from recsel import _quiet
     from recsel.cli import parse_latency_budget
+
+    _quiet.install(verbose=args.verbose or None)
 
     budget = None
     if args.latency_budget.lower() != "none":
@@ -412,6 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer_config={"seed": args.seed, "batch_size": 64},
         **selector_params,
     )
+    # TFX packages the module files with setup.py; its chatter goes to this log.
+    packaging_log = _quiet.quiet_packaging(out)
+    print(
+        f"Running the TFX pipeline on {args.rows} synthetic rows (ExampleGen, StatisticsGen, "
+        "SchemaGen, SequentialAttentionSelector, Transform, Trainer, Pusher); a few minutes.",
+        flush=True,
+    )
     try:
         run_local(pipeline)
     except ValueError as err:  # bad parameters, bad data or an unachievable budget
@@ -419,6 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(summarise(metadata_path, serving_dir, data))
     print(f"Pipeline finished in {time.time() - started:.0f} s.")
+    print(f"Summary again: recsel report {args.output_dir}")
+    if packaging_log:
+        print(f"Module packaging output: {packaging_log} (--verbose shows all logs)")
     return 0
 
 

@@ -104,13 +104,15 @@ def _warning_filters(verbose: bool) -> None:
             warnings.filterwarnings("ignore", category=category, module=module)
     # Raised from user-level frames (TF's own deprecation shims), so no module to match.
     warnings.filterwarnings("ignore", message=r".*non-supported Python version.*")
+    # setuptools' notice when TFX's packaging imports it after distutils: not actionable.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"_distutils_hack")
 
 
 def _is_ours(entry: tuple) -> bool:
     action, message, category, module, _ = entry
     pattern = getattr(module, "pattern", "") or getattr(message, "pattern", "")
     return action == "ignore" and (
-        pattern in _NOISY_MODULES or "non-supported Python version" in pattern
+        pattern in (*_NOISY_MODULES, "_distutils_hack") or "non-supported Python version" in pattern
     )
 
 
