@@ -207,7 +207,8 @@ def compile_for_vertex(
 ) -> str:
     """Compiles the pipeline for Vertex AI Pipelines, with Dataflow for the Beam steps.
 
-    Needs ``kfp-pipeline-spec`` (``pip install tfx[kfp]``; recsel does not install it).
+    Needs ``kfp`` 2.5 and ``kfp-pipeline-spec`` 0.2.2 (``pip install recsel[vertex]``; pinned
+    in ``constraints.txt``, so ``make`` installs them).
     Paths should be ``gs://``. As with any TFX pipeline, compiling packages the module
     files into wheels under ``pipeline_root/_wheels`` (so the compiling machine needs
     write access there) and the components install them at run time. Submit the JSON
@@ -233,6 +234,9 @@ def compile_for_vertex(
     """
     from tfx import v1 as tfx
 
+    from recsel import _quiet
+
+    _quiet.quiet_packaging()  # setuptools' chatter from packaging the module files
     beam_args = dataflow_beam_args(project, region, f"{pipeline_root}/beam-tmp", image)
     pipeline = create_pipeline(
         pipeline_name, pipeline_root, data_root, None, serving_model_dir, beam_args, **kwargs

@@ -161,6 +161,8 @@ def quiet_packaging(log_dir: str | None = None) -> str | None:
         return None
     from tfx.components.util import udf_utils
 
+    if log_dir is None and hasattr(udf_utils.subprocess, "recsel_log"):
+        return udf_utils.subprocess.recsel_log  # already redirected (e.g. by main())
     path = os.path.join(log_dir or tempfile.gettempdir(), "recsel-packaging.log")
 
     def check_call(cmd, **kwargs):
@@ -174,6 +176,6 @@ def quiet_packaging(log_dir: str | None = None) -> str | None:
                 raise
 
     udf_utils.subprocess = types.SimpleNamespace(
-        check_call=check_call, CalledProcessError=subprocess.CalledProcessError
+        check_call=check_call, CalledProcessError=subprocess.CalledProcessError, recsel_log=path
     )
     return path
