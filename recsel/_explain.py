@@ -11,7 +11,8 @@ Both are computed once, in ``select()``, on a capped validation sample, and stor
   ``over_budget`` (selected only in a round past the budget), ``copy`` (a kept feature
   carries the same information on the sample), ``frequency`` (no value passed the
   vocabulary frequency threshold, so every value is out-of-vocabulary) or
-  ``low_attention`` (the algorithm preferred others).
+  ``low_attention`` (the algorithm preferred others); in an ensemble's consensus,
+  ``consensus`` (too few runs kept it).
 
 Example:
     >>> curve = prefix_curve(pruned, kept, result.selected, valid, "clicked")
@@ -153,9 +154,15 @@ def dropped_reasons(
         ``{feature: {"reason": ..., "detail": str, ...}}`` for every dropped candidate.
     """
     over = _over_budget(result)
-    weights = result.final_weights or {}
     out: dict[str, dict[str, Any]] = {}
+    ensemble = (result.provenance or {}).get("ensemble")
     for name in result.dropped:
+        if ensemble:  # a consensus: the runs' votes decided, not one run's attention
+            out[name] = {
+                "reason": "consensus",
+                "detail": f"not kept by the consensus of {ensemble.get('num_runs', 'the')} runs",
+            }
+            continue
         if name in over:
             out[name] = {
                 "reason": "over_budget",
@@ -181,11 +188,10 @@ def dropped_reasons(
                     "detail": "no value reached the vocabulary frequency threshold (all OOV)",
                 }
                 continue
-        weight = weights.get(name)
-        detail = "lower attention than the kept features"
-        if weight is not None and np.isfinite(weight):
-            detail += f" (final weight {weight:.3f})"
-        out[name] = {"reason": "low_attention", "detail": detail}
+        out[name] = {
+            "reason": "low_attention",
+            "detail": "never the highest-weighted candidate at a selection step",
+        }
     return out
 
 

@@ -82,8 +82,10 @@ def curve_figure(
                 color="#1f77b4",
             )
     for count, auc, label in round_points:
-        ax.axvline(count + 0.5, color="black", linestyle=":", linewidth=0.9, alpha=0.6)
         ax.plot([count], [auc], "s", color="#2ca02c", ms=7, label=None)
+        if count >= len(names):
+            continue  # the last round ends at the plot's edge: no separator needed
+        ax.axvline(count + 0.5, color="black", linestyle=":", linewidth=0.9, alpha=0.6)
         ax.annotate(
             label,
             (count + 0.5, 0.02),
@@ -118,7 +120,8 @@ def curve_figure(
         right.set_ylabel("validation log loss")
         more_handles, more_labels = right.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    ax.legend(handles, labels, loc="lower right", fontsize="small")
+    # Outside the axes: the rising AUC and falling log loss cross every inside corner.
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize="small")
     ax.set_title(title)
     return to_data_uri(fig)
 
@@ -230,7 +233,7 @@ def widths_figure(
     ax.set_xlabel("embedding width (columns)")
     ax.set_title("Embedding widths of kept features")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return to_data_uri(fig)
 
 

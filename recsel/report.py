@@ -118,6 +118,7 @@ _REASONS = {
     "copy": "copy of a kept feature",
     "frequency": "below the frequency threshold",
     "low_attention": "low attention",
+    "consensus": "not in the consensus",
 }
 
 
@@ -383,7 +384,14 @@ def _cost_model(result: SelectionResult) -> str:
     body = "<h3>Coefficients</h3>" + table(
         ["coefficient", "value"], flatten(model.get("coefficients") or {})
     )
-    body += "<h3>Provenance</h3>" + table(["key", "value"], flatten(model.get("provenance") or {}))
+    provenance = dict(model.get("provenance") or {})
+    points = provenance.pop("points", None)
+    body += "<h3>Provenance</h3>" + table(["key", "value"], flatten(provenance))
+    if isinstance(points, list) and points and all(isinstance(p, dict) for p in points):
+        keys = list(points[0])
+        rows = [[fmt(p.get(k), ".4g") for k in keys] for p in points]
+        body += "<h3>Calibration models (measured and predicted)</h3>"
+        body += table([k.replace("_", " ") for k in keys], rows, range(len(keys)))
     extra = {k: v for k, v in model.items() if k not in ("coefficients", "provenance")}
     if extra:
         body += "<h3>Measurement settings</h3>" + table(["key", "value"], flatten(extra))

@@ -83,7 +83,7 @@ class SelectionResult:
             j selected features kept (the rest hard-masked), j = 1..k:
             ``[{"feature", "auc", "log_loss"}, ...]`` in selection order.
         dropped_reasons: Per dropped candidate, why: ``{"reason": "over_budget" | "copy"
-            | "frequency" | "low_attention", "detail": str, ...}`` (see ``recsel._explain``).
+            | "frequency" | "low_attention" | "consensus", "detail": str, ...}`` (see ``recsel._explain``).
     """
 
     label: str
