@@ -4,7 +4,8 @@ In CI logs, TFX and Vertex logs or behind ``| tee``, a tqdm bar writes carriage-
 frames that pile up into one line of thousands of characters. ``Progress`` therefore
 checks whether its stream is a terminal: if it is, it is a tqdm bar; if not, it writes
 one plain line (no ``\\r``) through the ``recsel.progress`` logger each time another
-10% of the work is done or 30 s have passed since the last line, and a final line.
+10% of the work is done or 30 s have passed since the last line, and a final line. In a
+Jupyter notebook it is tqdm's widget.
 
 Example:
     >>> with Progress(200, "round 1/3", unit="step") as bar:
@@ -64,7 +65,7 @@ class Progress:
         self._closed = False
         stream = sys.stderr if stream is None else stream
         self._bar = None
-        if enabled and _isatty(stream):
+        if enabled and (_isatty(stream) or _notebook(stream)):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=self.total, desc=desc, unit=unit, leave=leave, file=stream)
@@ -121,6 +122,11 @@ class Progress:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _notebook(stream: IO[str]) -> bool:
+    """A Jupyter kernel's output stream: tqdm.auto draws a widget there, not ``\\r`` frames."""
+    return type(stream).__module__.startswith("ipykernel")
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -389,7 +389,10 @@ def _cost_model(result: SelectionResult) -> str:
     body += "<h3>Provenance</h3>" + table(["key", "value"], flatten(provenance))
     if isinstance(points, list) and points and all(isinstance(p, dict) for p in points):
         keys = list(points[0])
-        rows = [[fmt(p.get(k), ".4g") for k in keys] for p in points]
+        rows = [
+            [fmt(p.get(k), ",d" if isinstance(p.get(k), int) else ".4g") for k in keys]
+            for p in points
+        ]
         body += "<h3>Calibration models (measured and predicted)</h3>"
         body += table([k.replace("_", " ") for k in keys], rows, range(len(keys)))
     extra = {k: v for k, v in model.items() if k not in ("coefficients", "provenance")}
