@@ -2,8 +2,8 @@
 
 Checks lineage and caching in MLMD (SQLite), the pushed model's serving signature, and
 that Beam options (multi-processing DirectRunner) do not change the selection (all
-``slow``), and that the same definition compiles for Vertex AI Pipelines (needs
-``kfp-pipeline-spec``, skipped without it).
+``slow``), and that the same definition compiles for Vertex AI Pipelines (kfp 2.5 and
+``kfp-pipeline-spec`` are pinned, so that test always runs).
 """
 
 import glob
