@@ -76,6 +76,10 @@ def prefix_curve(
     for spec in kept:  # PrunedEmbedding concatenates in spec order
         columns[spec.name] = np.arange(offset, offset + spec.embedding_dim)
         offset += spec.embedding_dim
+    placed = getattr(model.embedding, "columns", None)
+    if placed is not None:  # ExpandColumns (a custom tower): pruned column i sits at placed[i]
+        placed = np.asarray(placed)
+        columns = {name: placed[cols] for name, cols in columns.items()}
     mask = np.zeros(embedded.shape[1], np.float32)
     curve = []
     for name in order:
