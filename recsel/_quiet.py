@@ -126,12 +126,28 @@ class _PlainFormatter(logging.Formatter):
         return f"recsel: {message}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (Jupyter, pytest, redirections)."""
+
+    _recsel = True
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; ignore
+        pass
+
+
 def _python_loggers(verbose: bool) -> None:
     ours = logging.getLogger("recsel")
     if not any(getattr(h, "_recsel", False) for h in ours.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_PlainFormatter())
-        handler._recsel = True  # type: ignore[attr-defined]
         ours.addHandler(handler)
     ours.setLevel(logging.DEBUG if verbose else logging.INFO)
     ours.propagate = verbose  # in quiet mode absl's root handler would print it twice
