@@ -82,8 +82,9 @@ class SelectionResult:
         feature_curve: Validation AUC and log loss of the final model with only the first
             j selected features kept (the rest hard-masked), j = 1..k:
             ``[{"feature", "auc", "log_loss"}, ...]`` in selection order.
-        dropped_reasons: Per dropped candidate, why: ``{"reason": "over_budget" | "copy"
-            | "frequency" | "low_attention" | "consensus", "detail": str, ...}`` (see ``recsel._explain``).
+        dropped_reasons: Per dropped candidate, why: ``{"reason": ..., "detail": str}``
+            with reason ``over_budget``, ``copy`` (plus ``of``), ``frequency``,
+            ``low_attention`` or ``consensus`` (see ``recsel._explain``).
     """
 
     label: str
