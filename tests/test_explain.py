@@ -55,8 +55,11 @@ def test_curve_matches_zeroing_the_later_features(setup, custom_tower):
     assert [p["feature"] for p in curve] == order
     for j, point in enumerate(curve, 1):
         expected = _auc_with_zeroed_tables(model, features, frame, label, order[j:])
-        assert point["auc"] == pytest.approx(expected, abs=1e-5), (j, point)
-    assert len({p["auc"] for p in curve}) > 1  # the features do change the prediction
+        # The two paths sum float32s differently (seen: 1e-5 under load); neighbouring
+        # prefixes differ by more than 3e-3 here, so 2e-4 still tells them apart.
+        assert point["auc"] == pytest.approx(expected, abs=2e-4), (j, point)
+    steps = np.abs(np.diff([p["auc"] for p in curve]))
+    assert steps.min() > 2e-3, steps  # each feature changes the prediction measurably
 
 
 def test_single_class_sample_gives_no_curve(setup):
