@@ -152,7 +152,7 @@ def _python_loggers(verbose: bool) -> None:
     ours.setLevel(logging.DEBUG if verbose else logging.INFO)
     ours.propagate = verbose  # in quiet mode absl's root handler would print it twice
     level = logging.NOTSET if verbose else logging.ERROR
-    for name in ("absl", "tensorflow", "apache_beam", "tfx", "ml_metadata", "py.warnings"):
+    for name in ("absl", "tensorflow", "apache_beam", "tfx", "ml_metadata"):
         logging.getLogger(name).setLevel(level)
     if not verbose and "absl.logging" in sys.modules:
         sys.modules["absl.logging"].set_verbosity("error")
