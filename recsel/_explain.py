@@ -9,10 +9,11 @@ Both are computed once, in ``select()``, on a capped validation sample, and stor
   model that was chosen, in selection order, at the cost of k tower passes.
 - ``dropped_reasons``: per dropped candidate, the first reason that applies:
   ``over_budget`` (selected only in a round past the budget), ``copy`` (a kept feature
-  carries the same information on the sample), ``frequency`` (no value passed the
-  vocabulary frequency threshold, so every value is out-of-vocabulary) or
-  ``low_attention`` (the algorithm preferred others); in an ensemble's consensus,
-  ``consensus`` (too few runs kept it).
+  carries the same information on the sample) or ``low_attention`` (the algorithm
+  preferred others); in an ensemble's consensus, ``consensus`` (too few runs kept it).
+  The schema and the report also know ``frequency`` (no value passed a vocabulary
+  frequency threshold, all values OOV), but nothing emits it yet: ``FeatureSpec`` has no
+  frequency threshold and rejects an empty vocabulary.
 
 Example:
     >>> curve = prefix_curve(pruned, kept, result.selected, valid, "clicked")
@@ -151,7 +152,7 @@ def dropped_reasons(
 
     Args:
         result: The ``SelectionResult`` (its ``rounds`` and ``final_round`` are read).
-        features: The candidate specs (for the frequency check); None skips it.
+        features: The candidate specs (unused until specs record a frequency threshold).
         sample: Validation rows for the copy check; None skips it.
 
     Returns:
@@ -184,14 +185,6 @@ def dropped_reasons(
                 "detail": f"carries the same information as kept {of} (score {score:.2f})",
             }
             continue
-        spec = features[name] if features is not None and name in features.names else None
-        if spec is not None and spec.vocabulary is not None and not spec.hash_buckets:
-            if len(spec.vocabulary) == 0:
-                out[name] = {
-                    "reason": "frequency",
-                    "detail": "no value reached the vocabulary frequency threshold (all OOV)",
-                }
-                continue
         out[name] = {
             "reason": "low_attention",
             "detail": "never the highest-weighted candidate at a selection step",
