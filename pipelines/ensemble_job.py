@@ -63,15 +63,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parses the flags, runs the job and prints the final summary; returns the exit code."""
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
+    import recsel  # noqa: F401  (quiet mode and Keras 2, before Beam and TensorFlow load)
+
+    # isort: split
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+    from recsel import _quiet
     from recsel.atomic import read_text
     from recsel.beam.ensemble import EnsembleJob, run_ensemble
     from recsel.cli import config_from_args
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("recsel").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    _quiet.install(verbose=args.verbose or None)  # recsel's lines: one plain line each
+    if args.quiet:
+        logging.getLogger("recsel").setLevel(logging.WARNING)
     try:
         features = None
         if args.features:

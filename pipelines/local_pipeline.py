@@ -207,7 +207,8 @@ def compile_for_vertex(
 ) -> str:
     """Compiles the pipeline for Vertex AI Pipelines, with Dataflow for the Beam steps.
 
-    Needs ``kfp-pipeline-spec`` (``pip install tfx[kfp]``; recsel does not install it).
+    Needs ``kfp`` 2.5 and ``kfp-pipeline-spec`` 0.2.2 (``pip install recsel[vertex]``; pinned
+    in ``constraints.txt``, so ``make`` installs them).
     Paths should be ``gs://``. As with any TFX pipeline, compiling packages the module
     files into wheels under ``pipeline_root/_wheels`` (so the compiling machine needs
     write access there) and the components install them at run time. Submit the JSON
@@ -233,6 +234,9 @@ def compile_for_vertex(
     """
     from tfx import v1 as tfx
 
+    from recsel import _quiet
+
+    _quiet.quiet_packaging()  # setuptools' chatter from packaging the module files
     beam_args = dataflow_beam_args(project, region, f"{pipeline_root}/beam-tmp", image)
     pipeline = create_pipeline(
         pipeline_name, pipeline_root, data_root, None, serving_model_dir, beam_args, **kwargs
@@ -379,9 +383,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--train-steps", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Show every log line (TFX, Beam, TensorFlow); same as RECSEL_VERBOSE=1.",
+    )
     args, beam_args = parser.parse_known_args(argv)
-    import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+    import recsel  # noqa: F401  (quiet mode and Keras 2, before TensorFlow loads)
+    from recsel import _quiet
     from recsel.cli import parse_latency_budget
+
+    _quiet.install(verbose=args.verbose or None)
 
     budget = None
     if args.latency_budget.lower() != "none":
@@ -412,6 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer_config={"seed": args.seed, "batch_size": 64},
         **selector_params,
     )
+    # TFX packages the module files with setup.py; its chatter goes to this log.
+    packaging_log = _quiet.quiet_packaging(out)
+    print(
+        f"Running the TFX pipeline on {args.rows} synthetic rows (ExampleGen, StatisticsGen, "
+        "SchemaGen, SequentialAttentionSelector, Transform, Trainer, Pusher); a few minutes.",
+        flush=True,
+    )
     try:
         run_local(pipeline)
     except ValueError as err:  # bad parameters, bad data or an unachievable budget
@@ -419,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(summarise(metadata_path, serving_dir, data))
     print(f"Pipeline finished in {time.time() - started:.0f} s.")
+    print(f"Summary again: recsel report {args.output_dir}")
+    if packaging_log:
+        print(f"Module packaging output: {packaging_log} (--verbose shows all logs)")
     return 0
 
 

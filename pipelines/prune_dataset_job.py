@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="TFRecord records checked before launching (0: skip; the end check remains).",
     )
     parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty output.")
+    from recsel.cli import add_verbose_arg
+
+    add_verbose_arg(parser)
     return parser
 
 
@@ -59,9 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parses the flags, runs the job and prints a summary; returns the exit code."""
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
+    import recsel  # noqa: F401  (quiet mode and Keras 2, before Beam and TensorFlow load)
+
+    # isort: split
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+    from recsel import _quiet
+
+    _quiet.install(verbose=args.verbose or None)
     from recsel.beam.prune_dataset import PruneJob, run_prune
 
     keep = [c.strip() for item in args.keep_columns for c in item.split(",") if c.strip()]

@@ -1,10 +1,15 @@
 """recsel: choose features and embedding widths for rankers with Sequential Attention."""
 
+# ruff: noqa: E402  (the environment must be pinned before TensorFlow loads)
+
+from recsel import _quiet
+
+_quiet.install()  # before TensorFlow loads: its C++ log level is read once, at load
+
 from recsel._env import ensure_legacy_keras
 
 ensure_legacy_keras()
 
-# ruff: noqa: E402  (the environment must be pinned before TensorFlow loads)
 from recsel._env import skip_autograph_for_keras2
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet, FeatureSpec

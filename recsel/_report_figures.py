@@ -48,26 +48,81 @@ def _colour(index: int, total: int) -> tuple:
     return cmap(index % cmap.N)
 
 
-def order_figure(
-    names: Sequence[str], selection_weights: Sequence[float], final_weights: Sequence[float]
+def curve_figure(
+    names: Sequence[str],
+    aucs: Sequence[float],
+    log_losses: Sequence[float | None],
+    round_points: Sequence[tuple[int, float, str]] = (),
+    title: str = "Validation quality as features join",
 ) -> str:
-    """Horizontal bars, first selection on top: weight at selection and final gate."""
-    height = max(2.5, 0.45 * len(names) + 1.2)
-    fig = _new_figure(8, height)
+    """AUC (and log loss, right axis) after each feature joins, x = the features in order.
+
+    Args:
+        names: Features in selection order (x axis).
+        aucs: Validation AUC with the first j features, j = 1..len(names).
+        log_losses: Validation log loss with the first j features (None entries skipped).
+        round_points: ``(num_features, auc, label)`` of retrained round ends, drawn as
+            squares with a dotted line, so masked and retrained quality can be compared.
+        title: Figure title.
+    """
+    width = max(7.0, min(14.0, 0.55 * len(names) + 4.0))
+    fig = _new_figure(width, 4.6)
     ax = fig.add_subplot()
-    positions = list(range(len(names)))
-    bar = 0.38
-    at_selection = [w if _finite(w) else 0.0 for w in selection_weights]
-    final = [w if _finite(w) else 0.0 for w in final_weights]
-    ax.barh([p - bar / 2 for p in positions], at_selection, bar, label="weight at selection")
-    ax.barh([p + bar / 2 for p in positions], final, bar, label="final weight", color="#ff7f0e")
-    ax.set_yticks(positions)
-    ax.set_yticklabels([f"{i + 1}. {mpl_text(n)}" for i, n in enumerate(names)])
-    ax.invert_yaxis()
-    ax.set_xlabel("attention weight (gate value)")
-    ax.set_title("Selection order")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    ax.grid(axis="x", alpha=0.3)
+    positions = list(range(1, len(names) + 1))
+    ax.plot(positions, aucs, "o-", color="#1f77b4", linewidth=2, label="validation AUC")
+    for x, previous, y in zip(positions[1:], aucs[:-1], aucs[1:]):
+        if _finite(previous) and _finite(y):
+            ax.annotate(
+                f"{y - previous:+.3f}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, 7),
+                ha="center",
+                fontsize="x-small",
+                color="#1f77b4",
+            )
+    for count, auc, label in round_points:
+        ax.plot([count], [auc], "s", color="#2ca02c", ms=7, label=None)
+        if count >= len(names):
+            continue  # the last round ends at the plot's edge: no separator needed
+        ax.axvline(count + 0.5, color="black", linestyle=":", linewidth=0.9, alpha=0.6)
+        ax.annotate(
+            label,
+            (count + 0.5, 0.02),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="bottom",
+            ha="right",
+            fontsize="x-small",
+        )
+    if round_points:
+        ax.plot([], [], "s", color="#2ca02c", label="round end, retrained")
+    ax.set_xticks(positions)
+    ax.set_xticklabels(
+        [f"{i}. {mpl_text(n)}" for i, n in enumerate(names, 1)], rotation=35, ha="right"
+    )
+    ax.set_xlim(0.5, len(names) + 0.5)
+    ax.set_ylabel("validation AUC")
+    ax.margins(y=0.15)
+    ax.grid(alpha=0.3)
+    losses = [(x, v) for x, v in zip(positions, log_losses) if _finite(v)]
+    handles, labels = ax.get_legend_handles_labels()
+    if losses:
+        right = ax.twinx()
+        right.plot(
+            [x for x, _ in losses],
+            [v for _, v in losses],
+            "^--",
+            color="#ff7f0e",
+            linewidth=1.2,
+            label="validation log loss",
+        )
+        right.set_ylabel("validation log loss")
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    # Outside the axes: the rising AUC and falling log loss cross every inside corner.
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize="small")
+    ax.set_title(title)
     return to_data_uri(fig)
 
 
@@ -178,7 +233,7 @@ def widths_figure(
     ax.set_xlabel("embedding width (columns)")
     ax.set_title("Embedding widths of kept features")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return to_data_uri(fig)
 
 

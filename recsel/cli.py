@@ -5,6 +5,7 @@ Examples:
     recsel select train.tfrecord.gz --label clicked --latency-budget 3ms --output-dir out/
     recsel select train.tfrecord.gz --label clicked --latency-budget 50% --output-dir out/
     recsel demo --output-dir runs/demo
+    recsel report out/
 """
 
 from __future__ import annotations
@@ -130,6 +131,16 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
         "the same command resumes from them. Removed on success.",
     )
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
+    add_verbose_arg(parser)
+
+
+def add_verbose_arg(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--verbose``: every third-party log line too (see ``recsel._quiet``)."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Also show third-party log lines (TF, TFX, Beam); same as RECSEL_VERBOSE=1.",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=40_000)
     add_selection_args(demo)
     demo.set_defaults(num_features=8, embedding_dim=16)
+
+    report = commands.add_parser(
+        "report", help="Print the summary of a finished selection and where its report is."
+    )
+    report.add_argument(
+        "output_dir",
+        help="A recsel output directory (CLI or ensemble job), a TFX selector artifact, or a "
+        "directory above them such as a TFX pipeline's output (the newest selection is shown).",
+    )
+    add_verbose_arg(report)
     return parser
 
 
@@ -309,10 +330,14 @@ def run_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
+    from recsel import _quiet  # importing recsel pins Keras 2 before TensorFlow loads
 
+    _quiet.install(verbose=args.verbose or _quiet.verbose_requested([]))
+    from recsel._cli_report import run_report
+
+    commands = {"select": run_select, "demo": run_demo, "report": run_report}
     try:
-        return run_select(args) if args.command == "select" else run_demo(args)
+        return commands[args.command](args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"recsel: error: {message}", file=sys.stderr)

@@ -58,6 +58,7 @@ from recsel.atomic import atomic_write_text, read_text
 from recsel.features import KINDS, FeatureSet, FeatureSpec
 from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
+from recsel.progress import Progress
 from recsel.selection import embedding_bytes
 from recsel.serving import load_serving_fn, serialize_examples
 from recsel.tower import resolve_tower, tower_fingerprint
@@ -367,17 +368,15 @@ def calibrate(
     plans = plan_models(features, num_models, seed)
     served = []
     with tempfile.TemporaryDirectory(prefix="recsel-cost-") as tmp:
-        bar = plans
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(plans, desc="cost calibration: export")
-        for i, kept in enumerate(bar):
+        bar = Progress(len(plans), "cost calibration: export", unit="model", enabled=progress)
+        for i, kept in enumerate(plans):
             ranker = Ranker(PrunedEmbedding(kept, seed=seed), hidden_units, seed=seed, tower=tower)
             serve = load_serving_fn(
                 export_for_timing(ranker, kept, os.path.join(tmp, f"model_{i}"))
             )
             served.append(ServingTarget(serve, serialize_examples(rows, kept)))
+            bar.update()
+        bar.close()
         # Passes in shuffled order spread drifting background load over all models, and
         # each model's estimate is its least per-pass median.
         stats = measure_interleaved(

@@ -87,3 +87,41 @@ def write_outputs(
                 result, os.path.join(staging, REPORT_FILE), features=features, ensemble=ensemble
             )
     return output_dir
+
+
+def find_selections(root: str) -> list[str]:
+    """Directories under ``root`` (itself included) that hold a ``selection.json``, newest first.
+
+    Covers the three layouts recsel writes: the CLI's and the ensemble job's
+    ``--output-dir`` (``selection.json`` at the top, plus ``ensemble.json`` and ``runs/``
+    for an ensemble), and a TFX run, where the selector's artifact nests the files under
+    ``<pipeline_root>/SequentialAttentionSelector/feature_selection/<execution id>/``.
+    Staging directories of unfinished writes (``*.staging-*``) are skipped.
+
+    Args:
+        root: An output directory, an artifact URI or any directory above them (local
+            or ``gs://``).
+
+    Returns:
+        The directories, the most recently written first.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+
+    Example:
+        >>> find_selections("runs/tfx_demo")[0]
+        'runs/tfx_demo/pipeline_root/SequentialAttentionSelector/feature_selection/7'
+    """
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(root):
+        raise FileNotFoundError(f"{root}: no such directory; pass a recsel output directory.")
+    if tf.io.gfile.exists(os.path.join(root, SELECTION_FILE)):
+        return [root]
+    found = []
+    for directory, subdirs, files in tf.io.gfile.walk(root):
+        subdirs[:] = [d for d in subdirs if ".staging-" not in d]
+        if SELECTION_FILE in files:
+            path = os.path.join(directory, SELECTION_FILE)
+            found.append((tf.io.gfile.stat(path).mtime_nsec, directory))
+    return [d for _, d in sorted(found, reverse=True)]

@@ -4,7 +4,8 @@ The page has no external assets: CSS is inline and every figure is a base64 PNG
 ``data:`` URI, so it can be mailed, attached to a TFX run or opened offline. Every
 user-supplied string (feature names above all) is HTML-escaped.
 
-Sections (each ``<section id=...>``): ``summary``, ``order``, ``trajectories``,
+Sections (each ``<section id=...>``): ``summary``, ``order`` (the order, the validation
+curve as features join, and why each dropped feature was dropped), ``trajectories``,
 ``frontier``, ``widths``, ``cost_model`` and, when an ensemble is given, ``ensemble``.
 
 Degenerate results degrade gracefully instead of failing: with zero rounds the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import math
 
 from recsel import _report_figures as figs
+from recsel._explain import dropped_reasons
 from recsel._report_ensemble import check_ensemble, ensemble_section
 from recsel._report_html import esc, flatten, fmt, img, note, page, para, section, table
 from recsel.atomic import atomic_write_text
@@ -111,31 +113,104 @@ def _summary(result: SelectionResult) -> str:
     return section("summary", "Summary", body)
 
 
+_REASONS = {
+    "over_budget": "over the budget",
+    "copy": "copy of a kept feature",
+    "frequency": "below the frequency threshold",
+    "low_attention": "low attention",
+    "consensus": "not in the consensus",
+}
+
+
+def _curve(result: SelectionResult) -> tuple[str, str]:
+    """The curve figure and a sentence on how it was computed (or a note if impossible)."""
+    curve = [p for p in (result.feature_curve or []) if p.get("feature") in result.selected]
+    rounds = result.rounds
+    kept_rounds = rounds[: result.final_round % len(rounds) + 1] if rounds else []
+    if curve:
+        points = [
+            (len(r.selected), r.auc, f"end of round {r.index + 1}")
+            for r in kept_rounds
+            if len(kept_rounds) > 1
+        ]
+        uri = figs.curve_figure(
+            [p["feature"] for p in curve],
+            [p["auc"] for p in curve],
+            [p.get("log_loss") for p in curve],
+            points,
+        )
+        text = (
+            "Each point is the final model evaluated on a validation sample with only the "
+            "features up to that one kept (the later ones masked to zero, no retraining); "
+            "numbers above the line are what each feature added."
+        )
+        if points:
+            text += " Squares: the model retrained at the end of each round."
+        return img(uri, "validation AUC as features join"), para(text)
+    if kept_rounds:
+        previous: list[str] = []
+        labels = []
+        for r in kept_rounds:
+            added = [n for n in r.selected if n not in previous]
+            previous = r.selected
+            labels.append(
+                f"r{r.index + 1}: " + ", ".join(added[:3]) + ("…" if len(added) > 3 else "")
+            )
+        uri = figs.curve_figure(
+            labels,
+            [r.auc for r in kept_rounds],
+            [r.log_loss for r in kept_rounds],
+            title="Validation quality after each round",
+        )
+        return img(uri, "validation AUC after each round"), note(
+            "This result has no per-feature curve (feature_curve), so quality is shown per round."
+        )
+    return "", note("No round was recorded, so there is no validation curve to show.")
+
+
 def _order(result: SelectionResult) -> str:
     sel_w = [result.selection_weights.get(n, float("nan")) for n in result.selected]
-    fin_w = [result.final_weights.get(n, float("nan")) for n in result.selected]
-    rows = [
-        [i + 1, n, fmt(s, ".4f"), fmt(f, ".4f"), result.dims.get(n, "—")]
-        for i, (n, s, f) in enumerate(zip(result.selected, sel_w, fin_w))
-    ]
-    body = table(
-        ["rank", "feature", "weight at selection", "final weight", "width"], rows, {0, 2, 3, 4}
-    )
+    curve = {p["feature"]: p for p in result.feature_curve or []}
+    rows, previous = [], None
+    for i, (n, s) in enumerate(zip(result.selected, sel_w)):
+        auc = curve.get(n, {}).get("auc")
+        gain = auc - previous if auc is not None and previous is not None else None
+        previous = auc if auc is not None else previous
+        rows.append([i + 1, n, result.dims.get(n, "—"), fmt(s, ".4f"), fmt(auc), fmt(gain, "+.4f")])
+    headers = ["rank", "feature", "width", "weight at selection", "AUC with 1..rank", "added AUC"]
+    body = table(headers, rows, {0, 2, 3, 4, 5})
     if result.selected:
-        body += img(figs.order_figure(result.selected, sel_w, fin_w), "selection order")
+        figure, text = _curve(result)
+        body += figure + text
     else:
         body += note("No feature was selected.")
-    dropped = sorted(result.dropped, key=lambda n: -(result.final_weights.get(n) or 0.0))
-    if dropped:
-        body += f"<h3>Dropped features ({len(dropped)})</h3>"
-        body += table(
-            ["feature", "final weight"],
-            [[n, fmt(result.final_weights.get(n))] for n in dropped],
-            {1},
-        )
-    else:
-        body += "<p>No candidate was dropped.</p>"
-    return section("order", "Selection order", body)
+    body += _dropped(result)
+    return section("order", "Selection order and validation curve", body)
+
+
+def _dropped(result: SelectionResult) -> str:
+    dropped = result.dropped
+    if not dropped:
+        return "<p>No candidate was dropped.</p>"
+    # Stored reasons had the validation data (copy check); otherwise derive the rest.
+    reasons = result.dropped_reasons or dropped_reasons(result)
+    order = list(_REASONS)
+    dropped = sorted(
+        dropped,
+        key=lambda n: (
+            order.index(reasons.get(n, {}).get("reason", "low_attention")),
+            -(result.final_weights.get(n) or 0.0),
+        ),
+    )
+    rows = []
+    for n in dropped:
+        why = reasons.get(n, {})
+        label = _REASONS.get(why.get("reason"), "—")
+        if why.get("reason") == "copy" and why.get("of"):
+            label = f"copy of {why['of']}"
+        rows.append([n, fmt(result.final_weights.get(n)), label, why.get("detail", "")])
+    body = f"<h3>Dropped features ({len(dropped)})</h3>"
+    return body + table(["feature", "final weight", "why dropped", "detail"], rows, {1})
 
 
 def _selection_steps(
@@ -309,7 +384,17 @@ def _cost_model(result: SelectionResult) -> str:
     body = "<h3>Coefficients</h3>" + table(
         ["coefficient", "value"], flatten(model.get("coefficients") or {})
     )
-    body += "<h3>Provenance</h3>" + table(["key", "value"], flatten(model.get("provenance") or {}))
+    provenance = dict(model.get("provenance") or {})
+    points = provenance.pop("points", None)
+    body += "<h3>Provenance</h3>" + table(["key", "value"], flatten(provenance))
+    if isinstance(points, list) and points and all(isinstance(p, dict) for p in points):
+        keys = list(points[0])
+        rows = [
+            [fmt(p.get(k), ",d" if isinstance(p.get(k), int) else ".4g") for k in keys]
+            for p in points
+        ]
+        body += "<h3>Calibration models (measured and predicted)</h3>"
+        body += table([k.replace("_", " ") for k in keys], rows, range(len(keys)))
     extra = {k: v for k, v in model.items() if k not in ("coefficients", "provenance")}
     if extra:
         body += "<h3>Measurement settings</h3>" + table(["key", "value"], flatten(extra))

@@ -79,6 +79,12 @@ class SelectionResult:
         budget: The budget that was asked for, if any.
         config: The ``SelectionConfig`` used, as a dict.
         provenance: Seeds, versions, machine, timings.
+        feature_curve: Validation AUC and log loss of the final model with only the first
+            j selected features kept (the rest hard-masked), j = 1..k:
+            ``[{"feature", "auc", "log_loss"}, ...]`` in selection order.
+        dropped_reasons: Per dropped candidate, why: ``{"reason": ..., "detail": str}``
+            with reason ``over_budget``, ``copy`` (plus ``of``), ``frequency``,
+            ``low_attention`` or ``consensus`` (see ``recsel._explain``).
     """
 
     label: str
@@ -96,6 +102,8 @@ class SelectionResult:
     budget: dict[str, Any] | None = None
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    feature_curve: list[dict[str, Any]] | None = None
+    dropped_reasons: dict[str, dict[str, Any]] | None = None
 
     @property
     def dropped(self) -> list[str]:

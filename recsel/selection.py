@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import platform
 import time
@@ -22,12 +23,15 @@ from collections.abc import Callable
 import pandas as pd
 import tensorflow as tf
 
+from recsel import _explain
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
 from recsel.model import prune_ranker
 from recsel.result import RoundRecord, SelectionResult
 from recsel.tower import resolve_tower
 from recsel.training import SelectionTrainer
+
+_LOG = logging.getLogger("recsel.selection")
 
 
 def check_widths(features: FeatureSet, config: SelectionConfig) -> None:
@@ -157,6 +161,8 @@ def select(
     steps_per_round = max(1, trainer.total_steps // len(plan))
     mean_chunks = sum(s.embedding_dim for s in features) / config.chunk_size / len(features)
     rounds = [RoundRecord(**r) for r in resumed.get("rounds", [])]
+    sample = _explain.validation_sample(valid, config.seed)
+    curves: dict[int, list] = {}  # round -> the validation curve as its features join
     for index, planned in enumerate(plan):
         if resumed.get("stopped"):
             break
@@ -217,6 +223,7 @@ def select(
             embedding_bytes=embedding_bytes(kept),
             **trainer.evaluate(pruned, kept),
         )
+        curves[index] = _explain.prefix_curve(pruned, kept, record.selected, sample, features.label)
         if budget_controller is not None:
             budget_controller.measure_round(record, pruned, kept)
         rounds.append(record)
@@ -231,8 +238,8 @@ def select(
                 "stopped": stop,
             }
         )
-        if progress:
-            print(_round_line(record, len(features)), flush=True)
+        # Through logging, so the TFX executor and Beam jobs (progress=False) log it too.
+        _LOG.info(_round_line(record, len(features)))
         if stop:
             break
     selection_steps = trainer.step - config.finetune_steps * len(rounds)
@@ -250,7 +257,7 @@ def select(
     )
     final = rounds[final_index]
     trainer.clear_checkpoints()
-    return SelectionResult(
+    result = SelectionResult(
         label=features.label,
         candidates=features.names,
         selected=final.selected,
@@ -268,7 +275,10 @@ def select(
         budget=budget_controller.budget() if budget_controller is not None else None,
         config=config.to_dict(),
         provenance=_provenance(started, trainer),
+        feature_curve=curves.get(final_index),  # None if resumed past the final round
     )
+    result.dropped_reasons = _explain.dropped_reasons(result, features, sample)
+    return result
 
 
 def embedding_bytes(features: FeatureSet, dtype_bytes: int = 4) -> int:

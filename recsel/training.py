@@ -17,12 +17,12 @@ import pandas as pd
 import tensorflow as tf
 import tf_keras
 from sklearn.metrics import log_loss, roc_auc_score
-from tqdm.auto import tqdm
 
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
 from recsel.layer import SequentialAttentionEmbedding
 from recsel.model import Ranker
+from recsel.progress import Progress
 from recsel.tabular import to_dataset
 
 
@@ -156,9 +156,7 @@ class SelectionTrainer:
         attention = self.layer.feature_attention
         events = set(int(s) for s in attention.schedule.numpy() if s < np.iinfo(np.int64).max)
         losses: list[float] = []
-        bar = tqdm(
-            total=num_steps, desc=description, disable=not self.progress, leave=False, unit="step"
-        )
+        bar = Progress(num_steps, description, unit="step", enabled=self.progress)
         for done in range(1, num_steps + 1):
             upcoming = self.step + 1
             before = attention.attention_weights().numpy() if upcoming in events else None

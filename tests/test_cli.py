@@ -263,3 +263,65 @@ def test_custom_tower_flag(parquet_file, tmp_path, capsys):
     )
     assert code == 2 and "build_two_logits" in stderr and "[batch, 1]" in stderr
     assert not bad.exists(), "a failed run must not leave an output directory"
+
+
+@pytest.mark.slow  # a fresh interpreter (TensorFlow import) plus a selection: ~40 s
+def test_piped_select_writes_short_plain_lines(parquet_file, tmp_path):
+    """Not a terminal (CI, TFX and Vertex logs, | tee): no carriage-return bar frames."""
+    import os
+    import subprocess
+    import sys
+
+    path, _ = parquet_file
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "RECSEL_VERBOSE"}
+    argv = ["select", str(path), "--label", "label", "--num-features", "2",
+            "--embedding-dim", "16", "--output-dir", str(out)]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "recsel", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=600,
+        check=False,
+    )
+    text = done.stdout.decode()
+    assert done.returncode == 0, text
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 300, max(lines, key=len)
+    # Progress is still there, as plain lines: at least one per round of training.
+    assert any(line.startswith("recsel: round 1/") and "steps (" in line for line in lines), text
+    assert any(line.startswith("recsel: round 1: 2/") for line in lines), text
+    assert "Selected 2 of" in text
+
+    assert (out / "report.html").is_file()
+
+
+def test_report_command_on_a_cli_output_dir(parquet_file, tmp_path, capsys):
+    path, _ = parquet_file
+    out = tmp_path / "out"
+    code, _, stderr = _run(
+        ["select", path, "--label", "label", "--num-features", "2", "--embedding-dim", "16",
+         "--output-dir", out, "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, stderr
+    code, stdout, stderr = _run(["report", out], capsys)
+    assert code == 0, stderr
+    selection = json.loads((out / "selection.json").read_text())
+    assert f"Selection in {out}" in stdout
+    assert f"Selected 2 of {len(selection['candidates'])} features" in stdout
+    assert f"Report: {out / 'report.html'}" in stdout
+    assert "Dropped, " in stdout
+    assert set(selection["dropped_reasons"]) == set(selection["candidates"]) - set(
+        selection["selected"]
+    )
+    assert len(selection["feature_curve"]) == 2
+
+
+def test_report_command_without_a_selection(tmp_path, capsys):
+    code, _, stderr = _run(["report", tmp_path], capsys)
+    assert code == 2 and "no selection.json in it or below it" in stderr
+    code, _, stderr = _run(["report", tmp_path / "missing"], capsys)
+    assert code == 2 and "no such directory" in stderr

@@ -261,7 +261,10 @@ def test_zero_rounds_and_missing_trajectory_degrade_gracefully() -> None:
     assert page.sections == CORE_SECTIONS
     assert "No rounds were recorded, so there is no frontier to show." in text
     assert "No attention trajectory was recorded" in text
-    assert len(_decode_images(page)) == 2  # order and widths still render
+    # Widths still render; with no rounds and no stored feature_curve there is no
+    # validation curve to draw (the old weight-bar chart it replaced needed no data).
+    assert len(_decode_images(page)) == 1
+    assert "No round was recorded, so there is no validation curve to show." in text
 
 
 def test_widths_heuristic_needs_features() -> None:
@@ -346,3 +349,120 @@ def test_report_of_a_real_selection(tmp_path) -> None:
     result.to_json(str(tmp_path / "result.json"))
     reloaded = SelectionResult.from_json(str(tmp_path / "result.json"))
     assert render_report(reloaded, features=features) == text
+
+
+# ---------------------------------------------------------------- curve and why dropped
+def _explained_result() -> SelectionResult:
+    """Round 3 went over the budget (final round 2); ``noise`` is a relabelled ``country``."""
+    import numpy as np
+    import pandas as pd
+
+    from recsel._explain import dropped_reasons
+
+    base = _result()
+    rounds = list(base.rounds)
+    rounds.append(
+        dataclasses.replace(
+            rounds[-1], index=3, selected=[*rounds[-1].selected, "item_id"], steps=330
+        )
+    )
+    curve = [
+        {"feature": n, "auc": 0.62 + 0.05 * i, "log_loss": 0.66 - 0.02 * i}
+        for i, n in enumerate(base.selected)
+    ]
+    result = dataclasses.replace(base, rounds=rounds, final_round=2, feature_curve=curve)
+    rng = np.random.default_rng(0)
+    country = rng.choice([f"c{i}" for i in range(19)], 2000)
+    sample = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 1000, 2000),
+            "country": country,
+            "age": rng.normal(40, 10, 2000),
+            "tags": [[f"t{i}"] for i in rng.integers(0, 80, 2000)],
+            "item_id": rng.integers(0, 5000, 2000),
+            "noise": np.char.add("copy-", country),  # a bijective relabelling
+        }
+    )
+    result.dropped_reasons = dropped_reasons(result, _features(), sample)
+    return result
+
+
+def test_validation_curve_figure_is_a_real_png() -> None:
+    text = render_report(_explained_result(), features=_features())
+    order = text[text.index('id="order"') : text.index('id="trajectories"')]
+    page = _parse(order)
+    (curve,) = _decode_images(page)  # _decode_images checks magic, size (> 2 KiB) and format
+    assert curve.width >= 600 and curve.height >= 300, curve.size
+    assert 'alt="validation AUC as features join"' in order
+    # The table shows what each feature added: 0.62 -> 0.67 is +0.0500.
+    assert "<td>user_id</td>" in order and '<td class="num">+0.0500</td>' in order
+
+
+def test_why_dropped_names_the_copy_and_the_over_budget_feature() -> None:
+    result = _explained_result()
+    assert result.dropped_reasons["noise"]["reason"] == "copy"
+    assert result.dropped_reasons["noise"]["of"] == "country"
+    assert result.dropped_reasons["item_id"] == {
+        "reason": "over_budget",
+        "round": 4,
+        "detail": "selected in round 4, which went over the budget",
+    }
+    order = render_report(result)
+    order = order[order.index("Dropped features") : order.index('id="trajectories"')]
+    rows = {cells[0]: cells for cells in _rows(order) if cells and cells[0] in ("noise", "item_id")}
+    assert rows["noise"][2] == "copy of country"
+    assert rows["item_id"][2] == "over the budget"
+
+
+def test_why_dropped_is_derived_when_the_result_predates_it() -> None:
+    """An old selection.json (no dropped_reasons): over-budget is still recognised."""
+    result = dataclasses.replace(_explained_result(), dropped_reasons=None)
+    order = render_report(result)
+    order = order[order.index("Dropped features") : order.index('id="trajectories"')]
+    rows = {cells[0]: cells for cells in _rows(order) if cells}
+    assert rows["item_id"][2] == "over the budget"
+    assert rows["noise"][2] == "low attention"  # no data to see that it is a copy
+
+
+def test_id_like_columns_are_not_called_copies() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from recsel._explain import copy_score
+
+    rows = np.arange(3000)
+    assert copy_score(pd.Series(rows), pd.Series(rows[::-1].astype(str))) is None
+    rng = np.random.default_rng(1)
+    a = pd.Series(rng.integers(0, 10, 3000))
+    assert copy_score(a, pd.Series(rng.integers(0, 10, 3000))) < 0.5
+    noisy = a.where(rng.random(3000) > 0.05, rng.integers(0, 10, 3000))
+    assert copy_score(a, noisy.map(lambda v: f"v{v}")) > 0.85
+
+
+def _rows(fragment: str) -> list[list[str]]:
+    """The text cells of every table row in ``fragment``."""
+
+    class Rows(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag == "td":
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag == "td" and self.cell is not None:
+                self.rows[-1].append("".join(self.cell))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Rows()
+    parser.feed(fragment)
+    return parser.rows

@@ -230,8 +230,7 @@ class RunSelection(beam.DoFn):
         )
         result.provenance["ensemble_run"] = {**spec, "train_rows": len(train)}
         line = run_line(spec, result, time.time() - started, self.job.num_runs)
-        _LOG.info(line)
-        print(f"recsel: {line}", flush=True)
+        _LOG.info(line)  # one plain 'recsel: ...' line (recsel._quiet's handler)
         yield {"spec": spec, "result": result.to_dict()}
 
 
@@ -321,8 +320,7 @@ class WriteConsensus(beam.DoFn):
         write_ensemble_outputs(self.job, result, feature_set, runs, record)
         _remove_if_empty(self.job.checkpoint_root)  # each select() removed its own on success
         summary = final_line(result, record)
-        _LOG.info(summary)
-        print(f"recsel: {summary}", flush=True)
+        _LOG.info(summary)  # one plain 'recsel: ...' line (recsel._quiet's handler)
         yield {"output_dir": self.job.output_dir, "summary": summary}
 
 

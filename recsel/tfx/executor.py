@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import uuid
 from typing import Any
 
 import pandas as pd
 import tensorflow as tf
-from absl import logging
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
@@ -31,6 +31,9 @@ from recsel.selection import select
 from recsel.tabular import validate_frame
 from recsel.tfx import _data, spec
 from recsel.tfx._params import SelectorParams, load_tower, parse_params
+
+# recsel's own logger: its lines show in quiet mode (absl's INFO does not).
+_LOG = logging.getLogger("recsel.tfx")
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -110,7 +113,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         train = self._frame(examples, params.train_split, schema, features, params)
         valid = self._frame(examples, params.eval_split, schema, features, params)
-        logging.info(
+        _LOG.info(
             "Selecting among %d candidates on %d training and %d validation rows.",
             len(features),
             len(train),
@@ -124,7 +127,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             progress=False,
             checkpoint_dir=self._checkpoint_dir(),
         )
-        logging.info("Selection finished:\n%s", result.summary())
+        _LOG.info(  # one line: the full summary is in selection.json and recsel report
+            "Selection finished: kept %d of %d features, validation AUC %.4f.",
+            len(result.selected),
+            len(result.candidates),
+            result.metrics.get("auc", float("nan")),
+        )
         transform_graph = input_dict.get(spec.TRANSFORM_GRAPH_KEY) or []
         _publish(
             result,
@@ -148,7 +156,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             stats = artifact_utils.get_single_instance(given)
             return _data.load_statistics(stats, params.train_split)
         work_dir = os.path.join(self._scratch_root(output_uri), f"recsel-stats-{uuid.uuid4().hex}")
-        logging.info("No statistics input: computing them with TFDV under %s.", work_dir)
+        _LOG.info("No statistics input: computing them with TFDV under %s.", work_dir)
         try:
             return _data.compute_statistics(
                 self._make_beam_pipeline, examples, params.train_split, schema, work_dir

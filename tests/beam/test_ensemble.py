@@ -214,6 +214,14 @@ def test_ensemble_job_recovers_planted_features(tmp_path, capsys):
     assert not (tmp_path / "out.checkpoint").exists()  # run checkpoints are removed on success
     printed = capsys.readouterr().out
     assert "Mean pairwise Jaccard similarity of the runs" in printed
+    # recsel report reads the ensemble's layout: summary, stability and report path.
+    from recsel.cli import main as recsel_main
+
+    assert recsel_main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Selected {len(result.selected)} of {len(result.candidates)} features" in printed
+    assert f"Ensemble of 3 runs ({RULE}), mean pairwise Jaccard {mean:.3f}" in printed
+    assert f"Report: {out / 'report.html'}" in printed
 
 
 @pytest.mark.parametrize(

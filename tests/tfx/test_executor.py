@@ -354,3 +354,18 @@ def test_bad_custom_tower_fails_before_publishing(testdata, tmp_path, extra, mes
     with pytest.raises(ValueError, match=message):
         Executor().Do(_inputs(root), _outputs(tmp_path), {**PARAMS, **extra})
     _assert_nothing_published(tmp_path)
+
+
+def test_recsel_report_finds_the_executors_artifact(selection_run, capsys):
+    """``recsel report`` on the directory above the artifacts finds the nested selection."""
+    from recsel.cli import main
+
+    out, outputs = selection_run
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    uri = outputs["feature_selection"][0].uri
+    result = SelectionResult.from_json(os.path.join(uri, "selection.json"))
+    assert f"Selection in {uri}" in printed
+    assert f"Selected {len(result.selected)} of {len(result.candidates)} features" in printed
+    assert f"Report: {os.path.join(uri, 'report.html')}" in printed
+    assert result.dropped_reasons and result.feature_curve  # the executor records both

@@ -2,8 +2,8 @@
 
 Checks lineage and caching in MLMD (SQLite), the pushed model's serving signature, and
 that Beam options (multi-processing DirectRunner) do not change the selection (all
-``slow``), and that the same definition compiles for Vertex AI Pipelines (needs
-``kfp-pipeline-spec``, skipped without it).
+``slow``), and that the same definition compiles for Vertex AI Pipelines (kfp 2.5 and
+``kfp-pipeline-spec`` are pinned, so that test always runs).
 """
 
 import glob
@@ -228,8 +228,13 @@ def test_multi_processing_beam_gives_the_same_selection(run, tmp_path):
 
 
 def test_pipeline_compiles_for_vertex(tmp_path):
-    pytest.importorskip("kfp.pipeline_spec", reason="compiling for Vertex needs tfx[kfp]")
+    # kfp 2.5 / kfp-pipeline-spec 0.2.2 are pinned dependencies: a missing one must fail,
+    # not skip, so this import is deliberately not an importorskip.
+    import kfp.pipeline_spec  # noqa: F401
+
     from pipelines.local_pipeline import compile_for_vertex
+
+    image = "us-docker.pkg.dev/my-project/recsel/recsel-tfx:0.1.0"
 
     out = compile_for_vertex(
         "recsel-vertex",
@@ -238,7 +243,7 @@ def test_pipeline_compiles_for_vertex(tmp_path):
         "gs://bucket/serving",
         project="my-project",
         region="us-central1",
-        image="us-docker.pkg.dev/my-project/recsel/recsel-tfx:0.1.0",
+        image=image,
         output_file=str(tmp_path / "pipeline.json"),
         num_features=8,
     )
@@ -248,7 +253,26 @@ def test_pipeline_compiles_for_vertex(tmp_path):
     assert "title: recsel.FeatureSelection" in title["instanceSchema"]
     executor = pipeline_spec["deploymentSpec"]["executors"][f"{SELECTOR}_executor"]["container"]
     assert "recsel.tfx.executor.Executor" in executor["args"]
-    assert "--runner=DataflowRunner" in executor["args"]
+    assert executor["image"] == image  # the selector runs in recsel's container
+    # Its Beam work (the statistics pass) runs on Dataflow, on workers of the same image.
+    for flag in (
+        "--runner=DataflowRunner",
+        "--project=my-project",
+        "--region=us-central1",
+        f"--temp_location={tmp_path / 'root'}/beam-tmp",
+        f"--sdk_container_image={image}",
+    ):
+        assert flag in executor["args"], flag
+    assert selector["executorLabel"] == f"{SELECTOR}_executor"
+    params = pipeline_spec["root"]["dag"]["tasks"][SELECTOR]["inputs"]["parameters"]
+    assert params["num_features"]["runtimeValue"]["constantValue"]["intValue"] == "8"
+    assert params["label_key"]["runtimeValue"]["constantValue"]["stringValue"] == "label"
+    images = {
+        e["container"]["image"]
+        for e in pipeline_spec["deploymentSpec"]["executors"].values()
+        if "container" in e
+    }
+    assert images == {image}, images  # every component, not only the selector
     trainer_inputs = pipeline_spec["root"]["dag"]["tasks"]["SelectionAwareTrainer"]["inputs"]
     assert trainer_inputs["artifacts"]["feature_selection"]["taskOutputArtifact"] == {
         "outputArtifactKey": "feature_selection",

@@ -1,0 +1,75 @@
+"""recsel._quiet: third-party noise off by default, everything on with --verbose."""
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from recsel import _quiet
+
+# A line from TensorFlow's C++ logs, absl, CUDA or a Python warning.
+NOISE = ("tensorflow", "absl", "cuda", "cudnn", "cufft", "cublas", "warning", "xla")
+
+
+@pytest.fixture
+def restore_quiet():
+    yield
+    os.environ.pop(_quiet.ENV_VAR, None)
+    _quiet.install(verbose=False)
+
+
+def _run(*args: str, verbose: bool = False) -> list[str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "RECSEL_VERBOSE")
+    }
+    if verbose:
+        env["RECSEL_VERBOSE"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "recsel", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    return done.stdout.splitlines()
+
+
+def test_select_help_has_no_tensorflow_absl_or_cuda_line():
+    quiet = _run("select", "--help")
+    assert quiet[0].startswith("usage: recsel select"), quiet[:5]
+    noisy = [line for line in quiet if any(word in line.lower() for word in NOISE)]
+    assert noisy == []
+    # The same command with RECSEL_VERBOSE=1 shows what quiet mode filtered.
+    verbose = _run("select", "--help", verbose=True)
+    assert len(verbose) > len(quiet)
+
+
+def test_verbose_is_requested_by_flag_or_environment(monkeypatch):
+    monkeypatch.delenv(_quiet.ENV_VAR, raising=False)
+    assert not _quiet.verbose_requested(["select", "x.csv"])
+    assert _quiet.verbose_requested(["select", "x.csv", "--verbose"])
+    monkeypatch.setenv(_quiet.ENV_VAR, "1")
+    assert _quiet.verbose_requested([])
+
+
+def test_quiet_keeps_recsel_warnings_and_drops_known_third_party_ones(restore_quiet):
+    _quiet.install(verbose=False)
+    assert logging.getLogger("absl").level == logging.ERROR
+    assert logging.getLogger("recsel").level == logging.INFO
+    with warnings.catch_warnings(record=True) as caught:
+        # catch_warnings(record=True) keeps the filters installed above.
+        warnings.warn_explicit("old API", FutureWarning, "x.py", 1, module="google.api_core.x")
+        warnings.warn_explicit("budget too tight", UserWarning, "x.py", 1, module="recsel.budget")
+    assert [str(w.message) for w in caught] == ["budget too tight"]
+    _quiet.install(verbose=True)
+    assert logging.getLogger("absl").level == logging.NOTSET
+    assert os.environ[_quiet.ENV_VAR] == "1"  # subprocesses (Beam, TFX) inherit it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn_explicit("old API", FutureWarning, "x.py", 2, module="google.api_core.x")
+    assert [str(w.message) for w in caught] == ["old API"]
