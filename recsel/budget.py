@@ -2,8 +2,10 @@
 
 Before each round, every pending feature's *marginal* cost at the minimum width is
 predicted from the measured cost model; features that no longer fit the remaining
-budget become ineligible, and the rest are scored by attention weight per unit of
-marginal cost (``cost_rule="ratio"``) or by weight alone (``"weight"``). After each
+budget become ineligible, and the rest are scored by attention weight alone
+(``cost_rule="weight"``, the default: marginal value among the candidates that fit, so
+the order does not depend on how fast the machine is) or by weight per unit of marginal
+cost (``"ratio"``, which lets measured speed reorder the choice). After each
 round the pruned model's serving latency is *measured*; under a relative budget
 (``latency_budget_fraction``) the full model is timed alongside it, in interleaved
 passes, and the round fits when the ratio of the two does. The result is the smallest
@@ -231,6 +233,34 @@ class BudgetController:
         if self._latest_full_model_ms:  # rescale ms measured now to the calibration's ms
             return self.config.latency_budget_ms * predicted_full / self._latest_full_model_ms
         return self.config.latency_budget_ms
+
+    def most_that_fit(self) -> int:
+        """The most features any in-budget selection can hold: the cheapest ones at their
+        minimum width, added until the budget is spent (on the cost model's scale).
+
+        Rounds are planned for this many features, not for every candidate: a budget
+        that stops after a few rounds would otherwise leave most of the planned data
+        unused and give each round's events too few steps. It depends on the cost
+        model only through cost *ratios*, so a uniformly faster or slower machine plans
+        the same rounds.
+
+        Example:
+            >>> plan_rounds(controller.most_that_fit(), len(features), config)
+        """
+        counts = [len(self.features)]
+        if self.config.latency_budget_ms is not None and self.cost_model is not None:
+            room = self.planning_budget_ms() - self.cost_model.coefficients["base_ms"]
+            costs = [
+                self.cost_model.feature_cost_ms(s, self._min_width(s.name)) for s in self.features
+            ]
+            counts.append(int(np.sum(np.cumsum(np.sort(costs)) <= room)))
+        if self.config.memory_budget_bytes is not None:
+            sizes = [
+                embedding_bytes(self.features.subset([n], {n: self._min_width(n)}))
+                for n in self.features.names
+            ]
+            counts.append(int(np.sum(np.cumsum(np.sort(sizes)) <= self.config.memory_budget_bytes)))
+        return max(1, min(counts))
 
     # --------------------------------------------------------------------- rounds
     def _current(self) -> FeatureSet | None:

@@ -48,7 +48,10 @@ class SelectionConfig:
             ``latency_budget_ms``; give one or the other.
         memory_budget_bytes: Embedding-table memory budget.
         serving_batch_size: Batch size at which serving latency is measured.
-        cost_rule: ``ratio`` (attention weight per unit of marginal cost) or ``weight``.
+        cost_rule: ``weight`` (default: attention weight among the candidates that fit the
+            remaining budget, so the order does not depend on machine speed) or ``ratio``
+            (weight per unit of measured marginal cost; on the demo data it kept a copy
+            and lost an informative group, see issue 14).
         plateau_tolerance: Stop rounds when AUC improves by less than this; the final
             round is the smallest in-budget one within this of the best in-budget AUC.
         finetune_steps: Steps at the end of each round that train the model with hard
@@ -83,7 +86,7 @@ class SelectionConfig:
     latency_budget_fraction: float | None = None
     memory_budget_bytes: float | None = None
     serving_batch_size: int = 512
-    cost_rule: str = "ratio"
+    cost_rule: str = "weight"
     plateau_tolerance: float = 0.001
     finetune_steps: int = 50
     seed: int = 0

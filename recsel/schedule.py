@@ -1,0 +1,188 @@
+"""The selection schedule: rounds, steps per round and a batch size that never repeat data.
+
+Every selection event needs a few training steps after its logit reset for the logits
+to separate, and every round ends with ``finetune_steps`` hard-mask steps. When the
+training rows are too few to give every event its steps at ``batch_size`` in one pass,
+the old schedule simply ran more steps, so examples repeated, and ID-like columns then
+won by memorisation (the "one-epoch phenomenon" of CTR models, Zhang et al., CIKM 2022).
+``plan_schedule`` instead adapts, in this order, and says so in ``Schedule.notes``:
+
+1. a smaller batch (down to ``MIN_BATCH_SIZE``), so the same rows buy more steps;
+2. several features per selection event, so fewer events need steps;
+3. and only when even one event per round at the smallest batch does not fit, a
+   ``ScheduleError`` that says how many rows the request needs and what to change.
+
+An explicit ``train_steps`` or ``epochs > 1`` is the caller's informed choice and is
+honoured as given (the pass count is then reported, not adapted).
+
+Example:
+    >>> schedule = plan_schedule(16_000, [6], mean_chunks=2.0, config=SelectionConfig())
+    >>> schedule.batch_size, schedule.round_steps, schedule.passes(16_000)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from recsel.config import SelectionConfig
+
+# A feature event compares candidates after a logit reset, so it needs enough steps for
+# the logits to separate; a chunk event only ranks chunks of already-kept features.
+MIN_STEPS_PER_FEATURE_EVENT = 10
+MIN_STEPS_PER_CHUNK_EVENT = 3
+# Below this the gradient of a step is too noisy for the logits to rank candidates.
+MIN_BATCH_SIZE = 32
+
+
+class ScheduleError(ValueError):
+    """No schedule gives every selection event its steps without repeating examples."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A planned selection run.
+
+    Args:
+        batch_size: Training batch size (``config.batch_size`` or smaller).
+        rounds: Features selected per round.
+        chunks: Chunks (width candidates) selected per round.
+        round_steps: Selection steps per round (fine-tuning excluded).
+        finetune_steps: Hard-mask steps at the end of each round.
+        features_per_event: Features selected per selection event.
+        notes: Human-readable adaptations made to fit the data (empty if none).
+    """
+
+    batch_size: int
+    rounds: tuple[int, ...]
+    chunks: tuple[int, ...]
+    round_steps: tuple[int, ...]
+    finetune_steps: int
+    features_per_event: int = 1
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the whole run if every round runs, fine-tuning included."""
+        return sum(self.round_steps) + self.finetune_steps * len(self.rounds)
+
+    def passes(self, num_rows: int) -> float:
+        """Passes over ``num_rows`` training rows if every planned round runs."""
+        return self.total_steps * self.batch_size / max(1, num_rows)
+
+
+def _need(
+    features: int, chunks: int, warmup: float, config: SelectionConfig, per_event: int
+) -> int:
+    """Fewest selection steps a round needs: a minimum per event, in its phase's share."""
+    feature_share = (1.0 - config.chunk_phase_fraction) * (1.0 - warmup)
+    events = math.ceil(features / per_event)
+    need = MIN_STEPS_PER_FEATURE_EVENT * math.ceil(events / feature_share)
+    if chunks:
+        chunk_events = math.ceil(chunks / per_event)
+        need = max(
+            need,
+            MIN_STEPS_PER_CHUNK_EVENT * math.ceil(chunk_events / config.chunk_phase_fraction),
+        )
+    return need
+
+
+def _spread(available: int, needs: list[int]) -> tuple[int, ...]:
+    """Splits ``available`` steps over rounds in proportion to need, each at least its need."""
+    total = sum(needs)
+    extra = max(0, available - total)
+    return tuple(n + (extra * n) // total for n in needs)
+
+
+def plan_schedule(
+    num_rows: int, rounds: list[int], mean_chunks: float, config: SelectionConfig
+) -> Schedule:
+    """Plans batch size, per-event count and steps so each example is seen about once.
+
+    Args:
+        num_rows: Training rows.
+        rounds: Features to select per round (``plan_rounds``).
+        mean_chunks: Mean number of chunks per candidate (for the width phase).
+        config: Selection settings (batch size, epochs, phases, fine-tuning).
+
+    Returns:
+        The ``Schedule``. ``notes`` lists every adaptation, for a warning.
+
+    Raises:
+        ScheduleError: Even at batch ``MIN_BATCH_SIZE`` with all of a round's features
+            in one event, the schedule would repeat examples. The message gives the rows
+            needed and the settings that would fit.
+
+    Example:
+        >>> plan_schedule(2_000, [8], 2.0, SelectionConfig())   # -> batch 32, 2 per event
+    """
+    chunks = [max(0, round(config.dim_fraction * mean_chunks * p)) for p in rounds]
+    warmups = [config.warmup_fraction if i == 0 else 0.0 for i in range(len(rounds))]
+    finetune = config.finetune_steps * len(rounds)
+
+    def needs(per_event: int) -> list[int]:
+        return [_need(p, c, w, config, per_event) for p, c, w in zip(rounds, chunks, warmups)]
+
+    if config.train_steps is not None or config.epochs > 1:
+        # The caller chose the steps or the passes: honour them, adapting nothing.
+        share = config.planned_steps(num_rows) // len(rounds)
+        steps = tuple(max(share, n) for n in needs(1))
+        return Schedule(
+            config.batch_size, tuple(rounds), tuple(chunks), steps, config.finetune_steps
+        )
+
+    row_budget = math.floor(num_rows * config.epochs)
+    for per_event in range(1, max(rounds) + 1):
+        need = needs(per_event)
+        batch = min(config.batch_size, row_budget // (sum(need) + finetune))
+        if batch >= MIN_BATCH_SIZE:
+            break
+    else:
+        smallest = sum(needs(max(rounds))) + finetune
+        raise ScheduleError(
+            f"{num_rows} training rows are too few to select {sum(rounds)} features without "
+            f"repeating examples: even at batch {MIN_BATCH_SIZE} with every round's features "
+            f"chosen in one event, the schedule needs {smallest} steps "
+            f"({smallest * MIN_BATCH_SIZE} rows, fine-tuning included). Use at least that many "
+            "rows, select fewer features, lower finetune_steps, or pass epochs > 1 (or "
+            "train_steps) to accept repeated examples knowingly."
+        )
+    notes = []
+    if batch < config.batch_size:
+        notes.append(
+            f"batch size lowered from {config.batch_size} to {batch} so that {sum(need) + finetune} "
+            f"steps fit in one pass over {num_rows} rows"
+        )
+    if per_event > 1:
+        notes.append(f"{per_event} features are selected per event, so fewer events need steps")
+    available = row_budget // batch - finetune
+    return Schedule(
+        batch,
+        tuple(rounds),
+        tuple(chunks),
+        _spread(available, need),
+        config.finetune_steps,
+        per_event,
+        tuple(notes),
+    )
+
+
+def plan_rounds(target: int, num_candidates: int, config: SelectionConfig) -> list[int]:
+    """Features per round: one round without a budget, several small ones with a budget.
+
+    Args:
+        target: Features to plan for: the count asked, or under a budget without a count
+            the most that can fit (``BudgetController.most_that_fit``).
+        num_candidates: Candidate features.
+        config: Selection settings (``features_per_round``, the budget).
+
+    Returns:
+        Features to select in each round.
+
+    Example:
+        >>> plan_rounds(8, 34, SelectionConfig(latency_budget_fraction=0.5))   # [5, 3]
+    """
+    if not config.has_budget:
+        return [target]
+    per_round = config.features_per_round or max(1, math.ceil(num_candidates / 8))
+    return [min(per_round, target - i) for i in range(0, target, per_round)]
