@@ -176,6 +176,10 @@ def _rankings(data, settings, seed, reference_model, reference_seconds, ks) -> d
             reference_model, data.valid, data.features, seed, s.permutation_repeats,
             train_seconds=reference_seconds,
         )  # fmt: skip
+    if "tree_importance" in s.methods:
+        out["tree_importance"] = bl.tree_importance_ranking(
+            data.train, data.valid, data.features, seed
+        )
     if "greedy" in s.methods:
         out["greedy"] = bl.greedy_forward_path(
             data.train, data.valid, data.features, s.protocol, seed, max(ks),

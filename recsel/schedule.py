@@ -8,8 +8,9 @@ won by memorisation (the "one-epoch phenomenon" of CTR models, Zhang et al., CIK
 ``plan_schedule`` instead adapts, in this order, and says so in ``Schedule.notes``:
 
 1. a smaller batch (down to ``MIN_BATCH_SIZE``), so the same rows buy more steps;
-2. several features per selection event, so fewer events need steps;
-3. and only when even one event per round at the smallest batch does not fit, a
+2. fewer fine-tuning steps per round (down to ``MIN_FINETUNE_STEPS``);
+3. several features per selection event, so fewer events need steps;
+4. and only when even one event per round at the smallest batch does not fit, a
    ``ScheduleError`` that says how many rows the request needs and what to change.
 
 An explicit ``train_steps`` or ``epochs > 1`` is the caller's informed choice and is
@@ -33,6 +34,9 @@ MIN_STEPS_PER_FEATURE_EVENT = 10
 MIN_STEPS_PER_CHUNK_EVENT = 3
 # Below this the gradient of a step is too noisy for the logits to rank candidates.
 MIN_BATCH_SIZE = 32
+MIN_FINETUNE_STEPS = 10
+# Under a budget, rounds hold one feature each until there would be more than this many.
+MAX_BUDGET_ROUNDS = 16
 
 
 class ScheduleError(ValueError):
@@ -118,7 +122,6 @@ def plan_schedule(
     """
     chunks = [max(0, round(config.dim_fraction * mean_chunks * p)) for p in rounds]
     warmups = [config.warmup_fraction if i == 0 else 0.0 for i in range(len(rounds))]
-    finetune = config.finetune_steps * len(rounds)
 
     def needs(per_event: int) -> list[int]:
         return [_need(p, c, w, config, per_event) for p, c, w in zip(rounds, chunks, warmups)]
@@ -132,36 +135,42 @@ def plan_schedule(
         )
 
     row_budget = math.floor(num_rows * config.epochs)
-    for per_event in range(1, max(rounds) + 1):
+    # Fine-tuning only calibrates a round's evaluation, so it gives way before the
+    # selection events do; MIN_FINETUNE_STEPS still settles the hard-masked tower.
+    tunes = sorted({config.finetune_steps, min(config.finetune_steps, MIN_FINETUNE_STEPS)})[::-1]
+    options = [(e, f) for e in range(1, max(rounds) + 1) for f in tunes]
+    for per_event, finetune in options:
         need = needs(per_event)
-        batch = min(config.batch_size, row_budget // (sum(need) + finetune))
+        batch = min(config.batch_size, row_budget // (sum(need) + finetune * len(rounds)))
         if batch >= MIN_BATCH_SIZE:
             break
     else:
-        smallest = sum(needs(max(rounds))) + finetune
+        smallest = sum(needs(max(rounds))) + tunes[-1] * len(rounds)
         raise ScheduleError(
-            f"{num_rows} training rows are too few to select {sum(rounds)} features without "
-            f"repeating examples: even at batch {MIN_BATCH_SIZE} with every round's features "
-            f"chosen in one event, the schedule needs {smallest} steps "
-            f"({smallest * MIN_BATCH_SIZE} rows, fine-tuning included). Use at least that many "
-            "rows, select fewer features, lower finetune_steps, or pass epochs > 1 (or "
-            "train_steps) to accept repeated examples knowingly."
+            f"{num_rows} training rows are too few to select {sum(rounds)} features in "
+            f"{len(rounds)} round(s) without repeating examples: even at batch {MIN_BATCH_SIZE}, "
+            f"{tunes[-1]} fine-tuning steps a round and every round's features chosen in one "
+            f"event, the schedule needs {smallest} steps ({smallest * MIN_BATCH_SIZE} rows). Use at "
+            "least that many rows, select fewer features (or raise features_per_round), or pass "
+            "epochs > 1 (or train_steps) to accept repeated examples knowingly."
         )
     notes = []
     if batch < config.batch_size:
         notes.append(
-            f"batch size lowered from {config.batch_size} to {batch} so that {sum(need) + finetune} "
-            f"steps fit in one pass over {num_rows} rows"
+            f"the batch size is lowered from {config.batch_size} to {batch}, so that "
+            f"{sum(need) + finetune * len(rounds)} steps fit in one pass"
         )
+    if finetune < config.finetune_steps:
+        notes.append(f"fine-tuning is cut from {config.finetune_steps} to {finetune} steps a round")
     if per_event > 1:
         notes.append(f"{per_event} features are selected per event, so fewer events need steps")
-    available = row_budget // batch - finetune
+    available = row_budget // batch - finetune * len(rounds)
     return Schedule(
         batch,
         tuple(rounds),
         tuple(chunks),
         _spread(available, need),
-        config.finetune_steps,
+        finetune,
         per_event,
         tuple(notes),
     )
@@ -180,9 +189,12 @@ def plan_rounds(target: int, num_candidates: int, config: SelectionConfig) -> li
         Features to select in each round.
 
     Example:
-        >>> plan_rounds(8, 34, SelectionConfig(latency_budget_fraction=0.5))   # [5, 3]
+        >>> plan_rounds(24, 34, SelectionConfig(latency_budget_fraction=0.5))   # [2] * 12 (24 features, at most 16 rounds)
     """
     if not config.has_budget:
         return [target]
-    per_round = config.features_per_round or max(1, math.ceil(num_candidates / 8))
+    # One feature a round while that keeps the rounds few: every round then has a masked
+    # check of its one new feature (BudgetController.should_stop); a round of two let
+    # an ID-like column ride along with a copy (+0.0026 AUC together, on adversarial data).
+    per_round = config.features_per_round or max(1, math.ceil(target / MAX_BUDGET_ROUNDS))
     return [min(per_round, target - i) for i in range(0, target, per_round)]

@@ -286,7 +286,9 @@ def _prepare(
             f"features win by memorisation; so {'; '.join(schedule.notes)}.",
             stacklevel=3,
         )
-    adapted = dataclasses.replace(config, batch_size=schedule.batch_size)
+    adapted = dataclasses.replace(
+        config, batch_size=schedule.batch_size, finetune_steps=schedule.finetune_steps
+    )
     if trainer is None or adapted != config:
         trainer = make_trainer(adapted)
         if budget_controller is not None:
