@@ -7,7 +7,8 @@ the old schedule simply ran more steps, so examples repeated, and ID-like column
 won by memorisation (the "one-epoch phenomenon" of CTR models, Zhang et al., CIKM 2022).
 ``plan_schedule`` instead adapts, in this order, and says so in ``Schedule.notes``:
 
-1. a smaller batch (down to ``MIN_BATCH_SIZE``), so the same rows buy more steps;
+1. a smaller batch (down to ``MIN_BATCH_SIZE``), so the same rows buy more steps,
+   then fewer steps per feature event (``EVENT_STEP_OPTIONS``);
 2. fewer fine-tuning steps per round (down to ``MIN_FINETUNE_STEPS``);
 3. several features per selection event, so fewer events need steps;
 4. and only when even one event per round at the smallest batch does not fit, a
@@ -35,6 +36,9 @@ from recsel.config import SelectionConfig
 # at the same rows (smaller batches), at the same wall time on Adult (4.3 s vs 3.1-4.5 s).
 # A chunk event only ranks chunks of already-kept features.
 MIN_STEPS_PER_FEATURE_EVENT = 30
+# When rows are short, events make do with fewer (down to 10, the old fixed minimum)
+# before rounds merge or several features share one event.
+EVENT_STEP_OPTIONS = (MIN_STEPS_PER_FEATURE_EVENT, 20, 10)
 MIN_STEPS_PER_CHUNK_EVENT = 3
 # Below this the gradient of a step is too noisy for the logits to rank candidates.
 MIN_BATCH_SIZE = 32
@@ -80,12 +84,17 @@ class Schedule:
 
 
 def _need(
-    features: int, chunks: int, warmup: float, config: SelectionConfig, per_event: int
+    features: int,
+    chunks: int,
+    warmup: float,
+    config: SelectionConfig,
+    per_event: int,
+    event_steps: int = MIN_STEPS_PER_FEATURE_EVENT,
 ) -> int:
     """Fewest selection steps a round needs: a minimum per event, in its phase's share."""
     feature_share = (1.0 - config.chunk_phase_fraction) * (1.0 - warmup)
     events = math.ceil(features / per_event)
-    need = MIN_STEPS_PER_FEATURE_EVENT * math.ceil(events / feature_share)
+    need = event_steps * math.ceil(events / feature_share)
     if chunks:
         chunk_events = math.ceil(chunks / per_event)
         need = max(
@@ -103,7 +112,11 @@ def _spread(available: int, needs: list[int]) -> tuple[int, ...]:
 
 
 def plan_schedule(
-    num_rows: int, rounds: list[int], mean_chunks: float, config: SelectionConfig
+    num_rows: int,
+    rounds: list[int],
+    mean_chunks: float,
+    config: SelectionConfig,
+    event_steps: tuple[int, ...] = EVENT_STEP_OPTIONS,
 ) -> Schedule:
     """Plans batch size, per-event count and steps so each example is seen about once.
 
@@ -112,6 +125,7 @@ def plan_schedule(
         rounds: Features to select per round (``plan_rounds``).
         mean_chunks: Mean number of chunks per candidate (for the width phase).
         config: Selection settings (batch size, epochs, phases, fine-tuning).
+        event_steps: Steps per feature event to try, most first.
 
     Returns:
         The ``Schedule``. ``notes`` lists every adaptation, for a warning.
@@ -127,8 +141,11 @@ def plan_schedule(
     chunks = [max(0, round(config.dim_fraction * mean_chunks * p)) for p in rounds]
     warmups = [config.warmup_fraction if i == 0 else 0.0 for i in range(len(rounds))]
 
-    def needs(per_event: int) -> list[int]:
-        return [_need(p, c, w, config, per_event) for p, c, w in zip(rounds, chunks, warmups)]
+    def needs(per_event: int, event_steps: int = MIN_STEPS_PER_FEATURE_EVENT) -> list[int]:
+        return [
+            _need(p, c, w, config, per_event, event_steps)
+            for p, c, w in zip(rounds, chunks, warmups)
+        ]
 
     if config.train_steps is not None or config.epochs > 1:
         # The caller chose the steps or the passes: honour them, adapting nothing.
@@ -142,14 +159,14 @@ def plan_schedule(
     # Fine-tuning only calibrates a round's evaluation, so it gives way before the
     # selection events do; MIN_FINETUNE_STEPS still settles the hard-masked tower.
     tunes = sorted({config.finetune_steps, min(config.finetune_steps, MIN_FINETUNE_STEPS)})[::-1]
-    options = [(e, f) for e in range(1, max(rounds) + 1) for f in tunes]
-    for per_event, finetune in options:
-        need = needs(per_event)
+    options = [(e, m, f) for e in range(1, max(rounds) + 1) for m in event_steps for f in tunes]
+    for per_event, steps_each, finetune in options:
+        need = needs(per_event, steps_each)
         batch = min(config.batch_size, row_budget // (sum(need) + finetune * len(rounds)))
         if batch >= MIN_BATCH_SIZE:
             break
     else:
-        smallest = sum(needs(max(rounds))) + tunes[-1] * len(rounds)
+        smallest = sum(needs(max(rounds), event_steps[-1])) + tunes[-1] * len(rounds)
         raise ScheduleError(
             f"{num_rows} training rows are too few to select {sum(rounds)} features in "
             f"{len(rounds)} round(s) without repeating examples: even at batch {MIN_BATCH_SIZE}, "
@@ -163,6 +180,10 @@ def plan_schedule(
         notes.append(
             f"the batch size is lowered from {config.batch_size} to {batch}, so that "
             f"{sum(need) + finetune * len(rounds)} steps fit in one pass"
+        )
+    if steps_each < MIN_STEPS_PER_FEATURE_EVENT:
+        notes.append(
+            f"feature events get {steps_each} steps each (not {MIN_STEPS_PER_FEATURE_EVENT})"
         )
     if finetune < config.finetune_steps:
         notes.append(f"fine-tuning is cut from {config.finetune_steps} to {finetune} steps a round")
@@ -180,7 +201,81 @@ def plan_schedule(
     )
 
 
-def plan_rounds(target: int, num_candidates: int, config: SelectionConfig) -> list[int]:
+def fit_schedule(
+    num_rows: int,
+    target: int,
+    num_candidates: int,
+    mean_chunks: float,
+    config: SelectionConfig,
+    shrinkable: bool = False,
+) -> Schedule:
+    """``plan_schedule`` for ``plan_rounds``; under a budget without ``features_per_round``,
+    rounds grow by one feature until the schedule fits the rows in one pass.
+
+    Args:
+        num_rows: Training rows.
+        target: Features to plan for (see ``plan_rounds``).
+        num_candidates: Candidate features.
+        mean_chunks: Mean chunks per candidate.
+        config: Selection settings.
+        shrinkable: ``target`` is only what the budget could hold (no count was asked):
+            when the rows cannot give that many one-feature rounds full-length events,
+            plan fewer rounds rather than shorter events (choosing fewer beats choosing
+            worse; short first events picked an ID-like column first on adversarial data).
+
+    Returns:
+        The ``Schedule`` (its notes say when rounds were merged or the plan shrank).
+
+    Raises:
+        ScheduleError: Not even one round of ``target`` features fits.
+
+    Example:
+        >>> fit_schedule(16_000, 14, 16, 2.0, SelectionConfig(latency_budget_fraction=0.9))
+    """
+    first = plan_rounds(target, num_candidates, config)
+    if not config.has_budget or config.features_per_round:
+        return plan_schedule(num_rows, first, mean_chunks, config)
+    if shrinkable:
+        for fewer in range(target, 0, -1):
+            try:
+                schedule = plan_schedule(
+                    num_rows,
+                    plan_rounds(fewer, num_candidates, config),
+                    mean_chunks,
+                    config,
+                    event_steps=(MIN_STEPS_PER_FEATURE_EVENT,),
+                )
+            except ScheduleError:
+                continue
+            if fewer < target:
+                note = (
+                    f"rounds are planned for {fewer} features, not the {target} the budget could "
+                    "hold; more rows would allow more"
+                )
+                schedule = dataclasses.replace(schedule, notes=(note, *schedule.notes))
+            return schedule
+    error = None
+    for per_round in range(max(first), target + 1):
+        try:
+            schedule = plan_schedule(
+                num_rows,
+                plan_rounds(target, num_candidates, config, per_round),
+                mean_chunks,
+                config,
+            )
+        except ScheduleError as err:
+            error = error or err
+            continue
+        if per_round > max(first):
+            note = f"rounds hold {per_round} features each (not {max(first)}), so fewer rounds fit"
+            schedule = dataclasses.replace(schedule, notes=(note, *schedule.notes))
+        return schedule
+    raise error
+
+
+def plan_rounds(
+    target: int, num_candidates: int, config: SelectionConfig, per_round: int | None = None
+) -> list[int]:
     """Features per round: one round without a budget, several small ones with a budget.
 
     Args:
@@ -188,6 +283,8 @@ def plan_rounds(target: int, num_candidates: int, config: SelectionConfig) -> li
             the most that can fit (``BudgetController.most_that_fit``).
         num_candidates: Candidate features.
         config: Selection settings (``features_per_round``, the budget).
+        per_round: Features per round under a budget (default: ``features_per_round``, else
+            one while that keeps the rounds to ``MAX_BUDGET_ROUNDS``).
 
     Returns:
         Features to select in each round.
@@ -200,5 +297,7 @@ def plan_rounds(target: int, num_candidates: int, config: SelectionConfig) -> li
     # One feature a round while that keeps the rounds few: every round then has a masked
     # check of its one new feature (BudgetController.should_stop); a round of two let
     # an ID-like column ride along with a copy (+0.0026 AUC together, on adversarial data).
-    per_round = config.features_per_round or max(1, math.ceil(target / MAX_BUDGET_ROUNDS))
+    per_round = (
+        per_round or config.features_per_round or max(1, math.ceil(target / MAX_BUDGET_ROUNDS))
+    )
     return [min(per_round, target - i) for i in range(0, target, per_round)]

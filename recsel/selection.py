@@ -26,7 +26,7 @@ from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
 from recsel.model import prune_ranker
 from recsel.result import RoundRecord, SelectionResult
-from recsel.schedule import Schedule, plan_rounds, plan_schedule
+from recsel.schedule import Schedule, fit_schedule
 from recsel.tower import resolve_tower
 from recsel.training import SelectionTrainer
 
@@ -276,8 +276,13 @@ def _prepare(
         target = min(k, fit) if k else fit
     else:
         target = k
-    schedule = plan_schedule(
-        len(train), plan_rounds(target, len(features), config), mean_chunks, config
+    schedule = fit_schedule(
+        len(train),
+        target,
+        len(features),
+        mean_chunks,
+        config,
+        shrinkable=config.has_budget and not k,
     )
     if schedule.notes:
         warnings.warn(
