@@ -20,7 +20,7 @@ import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from benchmarks._common import machine, write_json
 from recsel.config import SelectionConfig
 from recsel.data.adversarial import VARIANTS, make_adversarial
-from recsel.inference import infer_feature_set
+from recsel.inference import DEFAULT_MIN_COUNT, infer_feature_set
 from recsel.selection import select
 from recsel.tabular import split_frame, validate_frame
 
@@ -46,10 +46,13 @@ def mode_config(mode: str, num_groups: int, seed: int, **overrides) -> Selection
     return SelectionConfig(latency_budget_fraction=ROOMY_FRACTION, seed=seed, **overrides)
 
 
-def run_one(variant: str, seed: int, mode: str, rows: int, **overrides) -> dict:
+def run_one(
+    variant: str, seed: int, mode: str, rows: int, min_count: int | None = None, **overrides
+) -> dict:
     """One selection on one draw, scored against its ground truth."""
     data = make_adversarial(n_rows=rows, variant=variant, seed=seed)
-    train, valid, features = prepared(data, seed)
+    infer = {} if min_count is None else {"min_count": min_count}
+    train, valid, features = prepared(data, seed, **infer)
     config = mode_config(mode, len(data.groups), seed, **overrides)
     started = time.time()
     with warnings.catch_warnings(record=True) as caught:
@@ -61,6 +64,7 @@ def run_one(variant: str, seed: int, mode: str, rows: int, **overrides) -> dict:
         "seed": seed,
         "mode": mode,
         "rows": rows,
+        "min_count": min_count if min_count is not None else DEFAULT_MIN_COUNT,
         "selected": result.selected,
         **score,
         "auc": round(result.metrics["auc"], 4),
@@ -77,26 +81,26 @@ def run_one(variant: str, seed: int, mode: str, rows: int, **overrides) -> dict:
 
 
 def summarise(runs: list[dict]) -> list[dict]:
-    """Clean-recovery rate per (variant, mode)."""
+    """Clean-recovery rate per (variant, mode, vocabulary min_count)."""
     out = []
-    for variant in VARIANTS:
-        for mode in MODES:
-            cell = [r for r in runs if r["variant"] == variant and r["mode"] == mode]
-            if cell:
-                out.append(
-                    {
-                        "variant": variant,
-                        "mode": mode,
-                        "seeds": len(cell),
-                        "clean": sum(r["clean"] for r in cell),
-                        "groups_recovered": sum(r["recovered"] for r in cell),
-                        "groups_total": sum(r["groups"] for r in cell),
-                        "copies": sum(len(r["copies"]) for r in cell),
-                        "id_like": sum(len(r["id_like"]) for r in cell),
-                        "noise": sum(len(r["noise"]) for r in cell),
-                        "mean_auc": round(sum(r["auc"] for r in cell) / len(cell), 4),
-                    }
-                )
+    for key in sorted({(r["variant"], r["mode"], r["min_count"]) for r in runs}):
+        cell = [r for r in runs if (r["variant"], r["mode"], r["min_count"]) == key]
+        out.append(
+            {
+                "variant": key[0],
+                "mode": key[1],
+                "min_count": key[2],
+                "seeds": len(cell),
+                "clean": sum(r["clean"] for r in cell),
+                "groups_recovered": sum(r["recovered"] for r in cell),
+                "groups_total": sum(r["groups"] for r in cell),
+                "copies": sum(len(r["copies"]) for r in cell),
+                "id_like": sum(len(r["id_like"]) for r in cell),
+                "noise": sum(len(r["noise"]) for r in cell),
+                "mean_auc": round(sum(r["auc"] for r in cell) / len(cell), 4),
+                "mean_passes": round(sum(r["passes"] for r in cell) / len(cell), 3),
+            }
+        )
     return out
 
 
@@ -107,6 +111,13 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--quick", action="store_true", help="2 seeds, 10k rows, no JSON.")
+    parser.add_argument(
+        "--min-count-sweep",
+        type=int,
+        nargs="*",
+        default=[1, 10],
+        help="Other vocabulary thresholds to run in count mode, as evidence for the default.",
+    )
     args = parser.parse_args()
     seeds, rows = (2, 10_000) if args.quick else (args.seeds, args.rows)
     started, load_before = time.time(), os.getloadavg()
@@ -115,6 +126,10 @@ def main() -> None:
         for mode in args.modes:
             for seed in range(seeds):
                 runs.append(run_one(variant, seed, mode, rows))
+                print(runs[-1], flush=True)
+        for min_count in args.min_count_sweep:
+            for seed in range(seeds):
+                runs.append(run_one(variant, seed, "count", rows, min_count=min_count))
                 print(runs[-1], flush=True)
     summary = summarise(runs)
     for row in summary:
@@ -125,7 +140,8 @@ def main() -> None:
         "adversarial_recovery",
         {
             "machine": machine(),
-            "command": f"python -m benchmarks.adversarial_recovery --seeds {seeds} --rows {rows}",
+            "command": f"python -m benchmarks.adversarial_recovery --seeds {seeds} --rows {rows} "
+            f"--min-count-sweep {' '.join(map(str, args.min_count_sweep))}",
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "wall_seconds": round(time.time() - started, 1),
