@@ -7,7 +7,8 @@ the old schedule simply ran more steps, so examples repeated, and ID-like column
 won by memorisation (the "one-epoch phenomenon" of CTR models, Zhang et al., CIKM 2022).
 ``plan_schedule`` instead adapts, in this order, and says so in ``Schedule.notes``:
 
-1. a smaller batch (down to ``MIN_BATCH_SIZE``), so the same rows buy more steps,
+1. a smaller batch (down to ``MIN_BATCH_SIZE``; ``FLOOR_BATCH_SIZE`` for tables of a
+   few hundred rows, once nothing else fits), so the same rows buy more steps,
    then fewer steps per feature event (``EVENT_STEP_OPTIONS``);
 2. fewer fine-tuning steps per round (down to ``MIN_FINETUNE_STEPS``);
 3. several features per selection event, so fewer events need steps;
@@ -40,8 +41,10 @@ MIN_STEPS_PER_FEATURE_EVENT = 30
 # before rounds merge or several features share one event.
 EVENT_STEP_OPTIONS = (MIN_STEPS_PER_FEATURE_EVENT, 20, 10)
 MIN_STEPS_PER_CHUNK_EVENT = 3
-# Below this the gradient of a step is too noisy for the logits to rank candidates.
+# Below this the gradient of a step is too noisy for the logits to rank candidates...
 MIN_BATCH_SIZE = 32
+# ...but tiny tables (hundreds of rows) may go this low, as a last resort before failing.
+FLOOR_BATCH_SIZE = 8
 MIN_FINETUNE_STEPS = 10
 # Under a budget, rounds hold one feature each until there would be more than this many.
 MAX_BUDGET_ROUNDS = 16
@@ -117,6 +120,7 @@ def plan_schedule(
     mean_chunks: float,
     config: SelectionConfig,
     event_steps: tuple[int, ...] = EVENT_STEP_OPTIONS,
+    floor_batch: int = FLOOR_BATCH_SIZE,
 ) -> Schedule:
     """Plans batch size, per-event count and steps so each example is seen about once.
 
@@ -126,12 +130,13 @@ def plan_schedule(
         mean_chunks: Mean number of chunks per candidate (for the width phase).
         config: Selection settings (batch size, epochs, phases, fine-tuning).
         event_steps: Steps per feature event to try, most first.
+        floor_batch: Smallest batch when nothing fits at ``MIN_BATCH_SIZE``.
 
     Returns:
         The ``Schedule``. ``notes`` lists every adaptation, for a warning.
 
     Raises:
-        ScheduleError: Even at batch ``MIN_BATCH_SIZE`` with all of a round's features
+        ScheduleError: Even at batch ``floor_batch`` with all of a round's features
             in one event, the schedule would repeat examples. The message gives the rows
             needed and the settings that would fit.
 
@@ -159,19 +164,26 @@ def plan_schedule(
     # Fine-tuning only calibrates a round's evaluation, so it gives way before the
     # selection events do; MIN_FINETUNE_STEPS still settles the hard-masked tower.
     tunes = sorted({config.finetune_steps, min(config.finetune_steps, MIN_FINETUNE_STEPS)})[::-1]
-    options = [(e, m, f) for e in range(1, max(rounds) + 1) for m in event_steps for f in tunes]
-    for per_event, steps_each, finetune in options:
+    options = [
+        (b, e, m, f)
+        for b in sorted({MIN_BATCH_SIZE, min(floor_batch, MIN_BATCH_SIZE)}, reverse=True)
+        for e in range(1, max(rounds) + 1)
+        for m in event_steps
+        for f in tunes
+    ]
+    for least, per_event, steps_each, finetune in options:
         need = needs(per_event, steps_each)
         batch = min(config.batch_size, row_budget // (sum(need) + finetune * len(rounds)))
-        if batch >= MIN_BATCH_SIZE:
+        if batch >= least:
             break
     else:
+        least = min(floor_batch, MIN_BATCH_SIZE)
         smallest = sum(needs(max(rounds), event_steps[-1])) + tunes[-1] * len(rounds)
         raise ScheduleError(
             f"{num_rows} training rows are too few to select {sum(rounds)} features in "
-            f"{len(rounds)} round(s) without repeating examples: even at batch {MIN_BATCH_SIZE}, "
+            f"{len(rounds)} round(s) without repeating examples: even at batch {least}, "
             f"{tunes[-1]} fine-tuning steps a round and every round's features chosen in one "
-            f"event, the schedule needs {smallest} steps ({smallest * MIN_BATCH_SIZE} rows). Use at "
+            f"event, the schedule needs {smallest} steps ({smallest * least} rows). Use at "
             "least that many rows, select fewer features (or raise features_per_round), or pass "
             "epochs > 1 (or train_steps) to accept repeated examples knowingly."
         )
@@ -244,6 +256,7 @@ def fit_schedule(
                     mean_chunks,
                     config,
                     event_steps=(MIN_STEPS_PER_FEATURE_EVENT,),
+                    floor_batch=MIN_BATCH_SIZE,
                 )
             except ScheduleError:
                 continue

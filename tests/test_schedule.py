@@ -4,6 +4,7 @@ import pytest
 
 from recsel.config import SelectionConfig
 from recsel.schedule import (
+    FLOOR_BATCH_SIZE,
     MIN_BATCH_SIZE,
     MIN_STEPS_PER_FEATURE_EVENT,
     ScheduleError,
@@ -42,8 +43,8 @@ def test_very_short_rows_select_several_features_per_event():
 
 
 def test_no_sound_schedule_is_a_clear_error():
-    with pytest.raises(ScheduleError, match=r"500 training rows are too few to select 30") as info:
-        plan_schedule(500, [30], 2.0, SelectionConfig(num_features=30))
+    with pytest.raises(ScheduleError, match=r"200 training rows are too few to select 30") as info:
+        plan_schedule(200, [30], 2.0, SelectionConfig(num_features=30))
     message = str(info.value)
     assert "Use at least that many rows" in message and "epochs > 1" in message
     assert "rows)" in message  # the rows the request needs are stated
@@ -71,3 +72,9 @@ def test_budget_without_a_count_plans_fewer_rounds_rather_than_shorter_events():
     # Asked for a count, it keeps the count and shortens events instead.
     counted = fit_schedule(16_000, 14, 16, 2.0, config, shrinkable=False)
     assert sum(counted.rounds) == 14 and counted.passes(16_000) <= 1.0
+
+
+def test_tiny_tables_go_below_the_usual_smallest_batch_before_failing():
+    schedule = plan_schedule(600, [2], 2.0, SelectionConfig(num_features=2, batch_size=32))
+    assert FLOOR_BATCH_SIZE <= schedule.batch_size < MIN_BATCH_SIZE
+    assert schedule.passes(600) <= 1.0
