@@ -8,9 +8,12 @@ the order does not depend on how fast the machine is) or by weight per unit of m
 cost (``"ratio"``, which lets measured speed reorder the choice). After each
 round the pruned model's serving latency is *measured*; under a relative budget
 (``latency_budget_fraction``) the full model is timed alongside it, in interleaved
-passes, and the round fits when the ratio of the two does. The result is the smallest
-in-budget round whose AUC is within ``plateau_tolerance`` of the best in-budget round;
-every round stays in the frontier for the report.
+passes, and the round fits when the ratio of the two does. The round's new features are
+then masked off the trained model for one validation pass: if they add less than
+``plateau_tolerance`` AUC, rounds stop and the result is the round before (comparing
+rounds' AUCs instead credits later rounds for training longer, and let copies and noise
+in). Rounds are planned for at most ``most_that_fit`` features, so a budget that stops
+early does not leave most of the data unused. Every round stays in the frontier.
 
 Example:
     >>> config = SelectionConfig(latency_budget_ms=3.0, serving_batch_size=512)
