@@ -14,7 +14,9 @@ from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
 from recsel.selection import select
 
-BASELINES = ("random", "mutual_information", "l1_gate", "permutation", "greedy")
+BASELINES = (
+    "random", "mutual_information", "l1_gate", "permutation", "tree_importance", "greedy",
+)  # fmt: skip
 METHODS = ("all", *BASELINES, "recsel", "recsel_ensemble")
 TARGETS = {
     "recsel_vs_all_auc_tolerance": 0.002,

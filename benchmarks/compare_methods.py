@@ -121,7 +121,9 @@ def warm_up(data: BenchData, protocol: bl.TrainProtocol) -> float:
     model, _ = bl.train_ranker(rows, small, protocol, seed=0)
     bl.evaluate(model, data.valid.head(400), small)
     bl.l1_gate_ranking(rows, small, protocol, seed=0)
-    config = SelectionConfig(num_features=1, seed=0, finetune_steps=2)
+    # Explicit steps: 400 rows are too few for a one-pass schedule, and this untimed
+    # warm-up only has to build the graphs.
+    config = SelectionConfig(num_features=1, seed=0, finetune_steps=2, train_steps=20)
     select(rows, data.valid.head(400), small, config, progress=False)
     return time.perf_counter() - started
 
@@ -176,6 +178,10 @@ def _rankings(data, settings, seed, reference_model, reference_seconds, ks) -> d
             reference_model, data.valid, data.features, seed, s.permutation_repeats,
             train_seconds=reference_seconds,
         )  # fmt: skip
+    if "tree_importance" in s.methods:
+        out["tree_importance"] = bl.tree_importance_ranking(
+            data.train, data.valid, data.features, seed
+        )
     if "greedy" in s.methods:
         out["greedy"] = bl.greedy_forward_path(
             data.train, data.valid, data.features, s.protocol, seed, max(ks),

@@ -15,8 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks._common import RESULTS
+from benchmarks._render_adversarial import adversarial_section
 from benchmarks._render_sections import SECTIONS, fmt, header, is_scalar, table
 from recsel.atomic import atomic_write_text
+
+SECTIONS = {**SECTIONS, "adversarial_recovery": adversarial_section}
 
 ROOT = RESULTS.parent.parent
 ORDER = (
@@ -25,6 +28,7 @@ ORDER = (
     "dims",
     "scaling",
     "planted_recovery",
+    "adversarial_recovery",
     "layer_overhead",
     "latency_noise",
 )

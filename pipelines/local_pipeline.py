@@ -307,6 +307,21 @@ def latest_artifact(metadata_path: str, type_name: str):
     return max(artifacts, key=lambda a: a.id)
 
 
+def planted_verdict(data, selected: list[str]) -> str:
+    """One line scoring ``selected`` against the synthetic data's planted ground truth.
+
+    Example:
+        >>> planted_verdict(data, result.selected)  # 'Kept 8 of 8 informative feature groups; no copies, no noise'
+    """
+    group_of = {c: g for g, members in data.groups().items() for c in members}
+    hits = [group_of[s] for s in selected if s in group_of]
+    copies = len(hits) - len(set(hits))
+    noise = sum(s not in group_of for s in selected)
+    line = f"Kept {len(set(hits))} of {len(data.informative)} informative feature groups; "
+    line += f"{copies} {'copy' if copies == 1 else 'copies'}" if copies else "no copies"
+    return line + (f", {noise} noise" if noise else ", no noise")
+
+
 def summarise(metadata_path: str, serving_model_dir: str, data=None) -> str:
     """Kept features, widths, latency versus budget, trained AUC and artifact paths.
 
@@ -338,6 +353,8 @@ def summarise(metadata_path: str, serving_model_dir: str, data=None) -> str:
     for name in result.selected:
         extra = f"  ({role[name]})" if name in role else ""
         lines.append(f"  {name:<6s} dim {result.dims[name]:>3d}/{result.full_dims[name]}{extra}")
+    if data is not None:
+        lines.append(planted_verdict(data, result.selected))
     final = result.rounds[result.final_round]
     budget = result.budget or {}
     if budget.get("latency_ms") is not None:

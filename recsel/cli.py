@@ -105,6 +105,13 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--embedding-dim", type=int, default=32, help="Full width of inferred features."
     )
+    group.add_argument(
+        "--min-count",
+        type=int,
+        help="Vocabulary frequency threshold of inferred features: values seen fewer times in "
+        "training map to OOV (default 5, recsel.inference.DEFAULT_MIN_COUNT; 1 keeps every "
+        "value). Rare values can only be memorised, which lets ID-like columns win selection.",
+    )
     group.add_argument("--batch-size", type=int, default=256)
     group.add_argument(
         "--epochs", type=float, default=1.0, help="Passes over the training rows (keep ~1)."
@@ -274,6 +281,7 @@ def run_select(args: argparse.Namespace) -> int:
             train,
             args.label,
             embedding_dim=args.embedding_dim,
+            min_count=args.min_count or inference.DEFAULT_MIN_COUNT,
             categorical=args.categorical,
             exclude=exclude,
         )
@@ -306,7 +314,12 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{len(data.noise)} noise of which {len(data.traps)} ID-like traps)."
     )
     train, valid = tabular.split_frame(data.frame, 0.2, args.seed)
-    features = inference.infer_feature_set(train, data.label, embedding_dim=args.embedding_dim)
+    features = inference.infer_feature_set(
+        train,
+        data.label,
+        embedding_dim=args.embedding_dim,
+        min_count=args.min_count or inference.DEFAULT_MIN_COUNT,
+    )
     train = tabular.validate_frame(train, features, data.label)
     valid = tabular.validate_frame(valid, features, data.label)
     result = _select_and_write(args, config, train, valid, features)

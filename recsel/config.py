@@ -23,9 +23,12 @@ class SelectionConfig:
         dim_multiple: Widths are rounded up to a multiple of this (8 for TPU tiling).
         min_dim: Smallest width of a kept feature.
         max_dim: Largest width of a kept feature (None: its full width).
-        batch_size: Training batch size.
+        batch_size: Largest training batch. When the rows are too few for every selection
+            event to get its steps in one pass at this size, the schedule lowers it (see
+            ``recsel.schedule``) and warns, rather than repeat examples.
         epochs: Passes over the training rows across the whole run. Keep it about 1:
-            when examples repeat, ID-like features win by memorisation.
+            when examples repeat, ID-like features win by memorisation. Above 1 (or with
+            ``train_steps``) the schedule takes it as given and adapts nothing.
         train_steps: Training steps of the whole run; overrides ``epochs`` when given.
         learning_rate: Adam learning rate.
         warmup_fraction: Leading share of the first round with all gates at 1.
@@ -41,6 +44,8 @@ class SelectionConfig:
             string ``"file.py:function"`` / ``"package.module:function"`` naming one (see
             ``recsel.tower``). Use the head of the ranker you will serve.
         features_per_round: Features selected per round when rounds are used (a budget).
+            Default: one a round (up to 16 rounds), so each round's new feature gets its
+            own masked validation check before the next round starts.
         latency_budget_ms: Serving latency budget (p50, at ``serving_batch_size``).
         latency_budget_fraction: Latency budget as a share of the full model's p50,
             measured on this machine before selection (e.g. 0.5: at most half the
@@ -48,9 +53,13 @@ class SelectionConfig:
             ``latency_budget_ms``; give one or the other.
         memory_budget_bytes: Embedding-table memory budget.
         serving_batch_size: Batch size at which serving latency is measured.
-        cost_rule: ``ratio`` (attention weight per unit of marginal cost) or ``weight``.
-        plateau_tolerance: Stop rounds when AUC improves by less than this; the final
-            round is the smallest in-budget one within this of the best in-budget AUC.
+        cost_rule: ``weight`` (default: attention weight among the candidates that fit the
+            remaining budget, so the order does not depend on machine speed) or ``ratio``
+            (weight per unit of measured marginal cost; on the demo data it kept a copy
+            and lost an informative group, see issue 14).
+        plateau_tolerance: Under a budget, stop once a round's new features add less than
+            this validation AUC when masked off the trained model; the result is the last
+            in-budget round before that.
         finetune_steps: Steps at the end of each round that train the model with hard
             gates (unselected features and chunks off) before the round is evaluated (0:
             evaluate as pruned). Pruning removes the pending candidates' softmax share,
@@ -83,7 +92,7 @@ class SelectionConfig:
     latency_budget_fraction: float | None = None
     memory_budget_bytes: float | None = None
     serving_batch_size: int = 512
-    cost_rule: str = "ratio"
+    cost_rule: str = "weight"
     plateau_tolerance: float = 0.001
     finetune_steps: int = 50
     seed: int = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +27,11 @@ from recsel.tabular import arrow_to_frame, normalise_categorical
 
 _LIST_TYPES = (list, tuple, np.ndarray)
 _SOURCE = "training data"
+# Values seen fewer times than this in training map to OOV, like tft.vocabulary's
+# frequency_threshold: a value with a handful of rows gets an embedding row that can only
+# memorise them, which is how ID-like columns beat real signal (issue 14; the evidence
+# for this value is in BENCHMARKS.md, adversarial recovery).
+DEFAULT_MIN_COUNT = 5
 
 
 def heuristic_dim(vocab_size: int, multiple: int = 8, max_dim: int = 64) -> int:
@@ -164,10 +170,15 @@ def _vocabulary(values: pd.Series, missing: Any, name: str, min_count: int) -> l
         raise ValueError(f"{_SOURCE}: column {name!r} has no values; pass exclude=[{name!r}].")
     kept = [(v, int(c)) for v, c in counts.items() if c >= min_count]
     if not kept:
-        raise ValueError(
-            f"{_SOURCE}: no value of column {name!r} occurs min_count={min_count} times "
-            f"(the most frequent occurs {int(counts.max())} times); lower min_count or exclude it."
+        # Every value is rare: the column is ID-like noise at this row count. Keep its most
+        # frequent value so the table is valid; everything else is OOV, as asked.
+        warnings.warn(
+            f"{_SOURCE}: no value of column {name!r} occurs min_count={min_count} times (the "
+            f"most frequent occurs {int(counts.max())} times), so all but that one map to OOV. "
+            f"Lower min_count to keep its values, or pass exclude=[{name!r}].",
+            stacklevel=4,
         )
+        kept = [(counts.index[0], int(counts.iloc[0]))]
     kept.sort(key=lambda vc: (-vc[1], vc[0]))  # most frequent first, ties by value
     return [v if isinstance(v, str) else int(v) for v, _ in kept]
 
@@ -224,7 +235,7 @@ def infer_feature_set(
     *,
     embedding_dim: int | Callable[[int], int] = 16,
     max_vocab_size: int = 10_000,
-    min_count: int = 1,
+    min_count: int = DEFAULT_MIN_COUNT,
     num_buckets: int = 16,
     numeric_transform: str = "bucketize",
     categorical: Iterable[str] = (),
@@ -239,8 +250,12 @@ def infer_feature_set(
     their name ends in "id" (e.g. ``user_id``), which makes them int64 ``categorical``;
     float columns are ``numeric`` (integral floats named like IDs are int64 categorical).
 
-    Vocabularies hold values seen at least ``min_count`` times, most frequent first (ties
-    by value), without missing values (which map to OOV). A column with more than
+    Vocabularies hold values seen at least ``min_count`` times (default 5), most frequent
+    first (ties by value), without missing values; rarer and missing values map to OOV,
+    like ``tft.vocabulary``'s ``frequency_threshold``. A value with a handful of training
+    rows can only be memorised, and memorised ID-like columns beat real signal in
+    selection; ``min_count=1`` keeps every value. A column with no value that frequent
+    keeps only its most frequent value (with a warning). A column with more than
     ``max_vocab_size`` such values hashes into ``max_vocab_size`` buckets instead: ID-like
     columns are open-ended, so a frozen vocabulary would mostly be OOV at serving time.
     Numeric statistics ignore non-finite values; ``bucketize`` uses the unique quantiles at
@@ -252,7 +267,8 @@ def infer_feature_set(
         embedding_dim: A width, or a function from a feature's table size
             (``FeatureSpec.vocabulary_size``) to a width, e.g. ``heuristic_dim``.
         max_vocab_size: Largest vocabulary before hashing.
-        min_count: Least count for a value to enter a vocabulary.
+        min_count: Least training count for a value to enter a vocabulary (the frequency
+            threshold; 1 keeps every value).
         num_buckets: Buckets of a bucketized numeric feature (at least 2).
         numeric_transform: ``"bucketize"`` or ``"normalize"``.
         categorical: Columns to force categorical.

@@ -173,13 +173,22 @@ def _schema_vocabulary(schema: schema_pb2.Schema, feature: schema_pb2.Feature) -
     return None
 
 
-def _stats_vocabulary(fs: statistics_pb2.FeatureNameStatistics | None) -> tuple[list | None, int]:
-    """(all values when the statistics list every one, else None; unique count or 0)."""
+def _stats_vocabulary(
+    fs: statistics_pb2.FeatureNameStatistics | None, min_count: int = 1
+) -> tuple[list | None, int]:
+    """(the values counted at least ``min_count`` times when the statistics list every
+    value, else None; unique count or 0)."""
     if fs is None or fs.WhichOneof("stats") != "string_stats":
         return None, 0
     s = fs.string_stats
-    listed = [b.label for b in s.rank_histogram.buckets] or [v.value for v in s.top_values]
-    return (listed if listed and len(listed) == s.unique else None), int(s.unique)
+    counted = [(b.label, b.sample_count) for b in s.rank_histogram.buckets] or [
+        (v.value, v.frequency) for v in s.top_values
+    ]
+    if not counted or len(counted) != s.unique:
+        return None, int(s.unique)
+    frequent = [value for value, count in counted if count >= min_count]
+    # Every value rare: keep the most frequent, so the table is valid (as inference does).
+    return frequent or [max(counted, key=lambda vc: vc[1])[0]], int(s.unique)
 
 
 def _categorical_spec(
@@ -188,10 +197,11 @@ def _categorical_spec(
     fs: statistics_pb2.FeatureNameStatistics | None,
     dtype: str,
     max_vocab_size: int,
+    min_count: int = 1,
     **common,
 ) -> FeatureSpec:
     vocab = _schema_vocabulary(schema, feature)
-    stats_vocab, unique = _stats_vocabulary(fs)
+    stats_vocab, unique = _stats_vocabulary(fs, min_count)
     domain = (
         feature.int_domain if feature.HasField("int_domain") else _global_domain(schema, feature)
     )
@@ -273,6 +283,7 @@ def feature_set_from_schema(
     embedding_dim: int = 16,
     max_vocab_size: int = 100_000,
     num_buckets: int = 16,
+    min_count: int = 1,
 ) -> FeatureSet:
     """Candidate features from a TFMD schema (and optionally its statistics).
 
@@ -296,6 +307,9 @@ def feature_set_from_schema(
         statistics: Optional statistics, e.g. from ``read_statistics``.
         embedding_dim: Full embedding width given to every feature.
         max_vocab_size: Largest vocabulary kept; larger ones are hashed.
+        min_count: Vocabulary frequency threshold for vocabularies taken from the
+            statistics: values counted fewer times map to OOV (schema domains are kept as
+            written). The TFX selector passes ``vocabulary_min_count`` (default 5).
         num_buckets: Buckets for quantile bucketization (below 2: always normalize).
 
     Returns:
@@ -337,9 +351,15 @@ def feature_set_from_schema(
         kind = "multi_categorical" if multi else "categorical"
         common = dict(kind=kind, max_valency=valency, embedding_dim=embedding_dim)
         if feature.type == schema_pb2.BYTES:
-            specs.append(_categorical_spec(schema, feature, fs, "string", max_vocab_size, **common))
+            specs.append(
+                _categorical_spec(
+                    schema, feature, fs, "string", max_vocab_size, min_count, **common
+                )
+            )
         elif feature.type == schema_pb2.INT and _is_categorical_int(schema, feature):
-            specs.append(_categorical_spec(schema, feature, fs, "int64", max_vocab_size, **common))
+            specs.append(
+                _categorical_spec(schema, feature, fs, "int64", max_vocab_size, min_count, **common)
+            )
         elif feature.type in (schema_pb2.INT, schema_pb2.FLOAT) and not multi:
             dtype = "int64" if feature.type == schema_pb2.INT else "float32"
             specs.append(_numeric_spec(feature, fs, dtype, num_buckets, embedding_dim))

@@ -28,6 +28,7 @@ from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
 from recsel.model import prune_ranker
 from recsel.result import RoundRecord, SelectionResult
+from recsel.schedule import Schedule, fit_schedule
 from recsel.tower import resolve_tower
 from recsel.training import SelectionTrainer
 
@@ -66,31 +67,6 @@ def _finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict
         counts[name] = widths[name] // config.chunk_size
     layer.set_chunk_counts(counts)
     return widths
-
-
-def _plan_rounds(k: int | None, num_candidates: int, config: SelectionConfig) -> list[int]:
-    """Features per round: one round without a budget, several small ones with a budget."""
-    if not config.has_budget:
-        return [k]
-    per_round = config.features_per_round or max(1, math.ceil(num_candidates / 8))
-    target = k or num_candidates
-    return [min(per_round, target - i) for i in range(0, target, per_round)]
-
-
-# A feature event compares candidates after a logit reset, so it needs enough steps for
-# the logits to separate; a chunk event only ranks chunks of already-kept features.
-MIN_STEPS_PER_FEATURE_EVENT = 10
-MIN_STEPS_PER_CHUNK_EVENT = 3
-
-
-def _round_steps(
-    target: int, features: int, chunks: int, warmup: float, chunk_fraction: float
-) -> int:
-    """Steps for a round: its share of the data, but at least a few steps per selection event."""
-    feature_share = (1.0 - chunk_fraction) * (1.0 - warmup)
-    need_features = MIN_STEPS_PER_FEATURE_EVENT * math.ceil(features / feature_share)
-    need_chunks = MIN_STEPS_PER_CHUNK_EVENT * math.ceil(chunks / chunk_fraction) if chunks else 0
-    return max(target, need_features, need_chunks)
 
 
 def select(
@@ -134,17 +110,25 @@ def select(
     check_widths(features, config)
     resolve_tower(config.tower)  # a bad tower spec fails before any training
     started = time.time()
-    trainer = SelectionTrainer(
-        features,
+    config, trainer, budget_controller, schedule = _prepare(
         train,
         valid,
-        features.label,
+        features,
         config,
-        log_dir,
-        progress,
-        checkpoint_dir,
-        checkpoint_every,
-        step_callback,
+        k,
+        budget_controller,
+        lambda cfg: SelectionTrainer(
+            features,
+            train,
+            valid,
+            features.label,
+            cfg,
+            log_dir,
+            progress,
+            checkpoint_dir,
+            checkpoint_every,
+            step_callback,
+        ),
     )
     resumed = trainer.restore() or {}
     if resumed and progress:
@@ -153,13 +137,7 @@ def select(
             flush=True,
         )
     layer = trainer.layer
-    if config.has_budget and budget_controller is None:
-        from recsel.budget import BudgetController
-
-        budget_controller = BudgetController.for_config(trainer, config)
-    plan = _plan_rounds(k, len(features), config)
-    steps_per_round = max(1, trainer.total_steps // len(plan))
-    mean_chunks = sum(s.embedding_dim for s in features) / config.chunk_size / len(features)
+    plan = list(schedule.rounds)
     rounds = [RoundRecord(**r) for r in resumed.get("rounds", [])]
     sample = _explain.validation_sample(valid, config.seed)
     curves: dict[int, list] = {}  # round -> the validation curve as its features join
@@ -179,17 +157,17 @@ def select(
                 planned = budget_controller.prepare_round(planned)
                 if planned == 0:
                     break
-            num_chunks = max(0, round(config.dim_fraction * mean_chunks * planned))
-            warmup = config.warmup_fraction if index == 0 else 0.0
-            steps = _round_steps(
-                steps_per_round, planned, num_chunks, warmup, config.chunk_phase_fraction
-            )
+            # A budget may cut a round short; its chunk count follows, its steps do not.
+            num_chunks = round(schedule.chunks[index] * planned / schedule.rounds[index])
+            steps = schedule.round_steps[index]
             layer.schedule_selection(
                 planned,
                 num_chunks,
                 steps,
-                warmup_fraction=warmup,
+                warmup_fraction=config.warmup_fraction if index == 0 else 0.0,
                 chunk_phase_fraction=config.chunk_phase_fraction,
+                features_per_event=schedule.features_per_event,
+                chunks_per_event=schedule.features_per_event,
             )
 
         def run_state(done_now: int, index=index, steps=steps, done=done, tuned=0) -> dict:
@@ -242,14 +220,13 @@ def select(
         _LOG.info(_round_line(record, len(features)))
         if stop:
             break
-    selection_steps = trainer.step - config.finetune_steps * len(rounds)
-    passes = selection_steps * config.batch_size / max(1, len(train))
-    planned = config.planned_passes(len(train))
-    if passes > 1.25 * planned:
+    rows_seen = trainer.step * config.batch_size
+    if rows_seen > 1.05 * len(train) * max(1.0, config.epochs):
         warnings.warn(
-            f"Selection needed {selection_steps} steps, {passes:.1f} passes over the {len(train)} training "
-            f"rows (planned: {planned:.2f}), to give every selection event enough steps. Repeated "
-            "examples favour memorisable ID-like features; use more rows or select fewer features.",
+            f"recsel: selection made {trainer.step} steps at batch {config.batch_size}, "
+            f"{rows_seen / max(1, len(train)):.2f} passes over the {len(train)} training rows, "
+            "so examples repeated; repeated examples favour memorisable ID-like features. "
+            "Drop train_steps to let the schedule fit the data, or use more rows.",
             stacklevel=2,
         )
     final_index = (
@@ -279,6 +256,59 @@ def select(
     )
     result.dropped_reasons = _explain.dropped_reasons(result, features, sample)
     return result
+
+
+def _prepare(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    features: FeatureSet,
+    config: SelectionConfig,
+    k: int | None,
+    budget_controller,
+    make_trainer: Callable[[SelectionConfig], SelectionTrainer],
+) -> tuple[SelectionConfig, SelectionTrainer, object, Schedule]:
+    """Plans the schedule and builds the trainer (and budget controller) for it.
+
+    Under a budget the rounds cover at most the features that can fit, which only the
+    calibrated cost model knows; the controller needs a trainer to calibrate against,
+    so a provisional one is built first and replaced when the schedule changes the
+    batch size. Adaptations are announced in one warning.
+    """
+    mean_chunks = sum(s.embedding_dim for s in features) / config.chunk_size / len(features)
+    trainer = None
+    if config.has_budget:
+        trainer = make_trainer(config)
+        if budget_controller is None:
+            from recsel.budget import BudgetController
+
+            budget_controller = BudgetController.for_config(trainer, config)
+        fit = budget_controller.most_that_fit()
+        target = min(k, fit) if k else fit
+    else:
+        target = k
+    schedule = fit_schedule(
+        len(train),
+        target,
+        len(features),
+        mean_chunks,
+        config,
+        shrinkable=config.has_budget and not k,
+    )
+    if schedule.notes:
+        warnings.warn(
+            f"recsel: {len(train)} training rows are short for {sum(schedule.rounds)} selections at "
+            f"batch {config.batch_size} in one pass, and repeating examples would let ID-like "
+            f"features win by memorisation; so {'; '.join(schedule.notes)}.",
+            stacklevel=3,
+        )
+    adapted = dataclasses.replace(
+        config, batch_size=schedule.batch_size, finetune_steps=schedule.finetune_steps
+    )
+    if trainer is None or adapted != config:
+        trainer = make_trainer(adapted)
+        if budget_controller is not None:
+            budget_controller.trainer = trainer
+    return adapted, trainer, budget_controller, schedule
 
 
 def embedding_bytes(features: FeatureSet, dtype_bytes: int = 4) -> int:

@@ -325,3 +325,17 @@ def test_report_command_without_a_selection(tmp_path, capsys):
     assert code == 2 and "no selection.json in it or below it" in stderr
     code, _, stderr = _run(["report", tmp_path / "missing"], capsys)
     assert code == 2 and "no such directory" in stderr
+
+
+def test_min_count_flag_documents_the_inference_default():
+    from recsel.cli import build_parser
+    from recsel.inference import DEFAULT_MIN_COUNT
+
+    parser = build_parser()
+    select_parser = parser._subparsers._group_actions[0].choices["select"]
+    (action,) = [a for a in select_parser._actions if "--min-count" in a.option_strings]
+    assert f"default {DEFAULT_MIN_COUNT}" in action.help
+    args = parser.parse_args(
+        ["select", "x.csv", "--label", "y", "--output-dir", "o", "--min-count", "1"]
+    )
+    assert args.min_count == 1

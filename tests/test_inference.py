@@ -9,7 +9,7 @@ import pytest
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from recsel.features import FeatureSet
-from recsel.inference import heuristic_dim, infer_feature_set
+from recsel.inference import DEFAULT_MIN_COUNT, heuristic_dim, infer_feature_set
 from recsel.layer import PrunedEmbedding
 from recsel.tabular import to_dataset, validate_frame
 
@@ -31,7 +31,7 @@ def _frame() -> pd.DataFrame:
 
 
 def test_kinds_and_dtypes():
-    features = infer_feature_set(_frame(), "clicked")
+    features = infer_feature_set(_frame(), "clicked", min_count=1)
     kinds = {s.name: (s.kind, s.dtype) for s in features}
     assert kinds == {
         "country": ("categorical", "string"),
@@ -50,14 +50,19 @@ def test_kinds_and_dtypes():
 
 def test_overrides_and_exclude():
     features = infer_feature_set(
-        _frame(), "clicked", categorical=["visits"], numeric=["user_id"], exclude=["tags"]
+        _frame(),
+        "clicked",
+        min_count=1,
+        categorical=["visits"],
+        numeric=["user_id"],
+        exclude=["tags"],
     )
     assert features["visits"].kind == "categorical" and features["visits"].dtype == "int64"
     assert features["user_id"].kind == "numeric"
     assert "tags" not in features.names
     # An int column with missing values arrives as float; as an ID it stays int64 categorical.
     frame = _frame().assign(user_id=[7.0, 8.0, np.nan, 9.0, 7.0, 8.0, 10.0, 11.0])
-    spec = infer_feature_set(frame, "clicked")["user_id"]
+    spec = infer_feature_set(frame, "clicked", min_count=1)["user_id"]
     assert (spec.kind, spec.dtype, spec.vocabulary) == ("categorical", "int64", (7, 8, 9, 10, 11))
 
 
@@ -65,17 +70,19 @@ def test_bad_overrides():
     with pytest.raises(
         ValueError, match=r"categorical= names unknown column\(s\) \['colour'\].*country"
     ):
-        infer_feature_set(_frame(), "clicked", categorical=["colour"])
+        infer_feature_set(_frame(), "clicked", min_count=1, categorical=["colour"])
     with pytest.raises(ValueError, match=r"exclude= names unknown column\(s\) \['nope'\]"):
-        infer_feature_set(_frame(), "clicked", exclude=["nope"])
+        infer_feature_set(_frame(), "clicked", min_count=1, exclude=["nope"])
     with pytest.raises(ValueError, match=r"both categorical= and numeric="):
-        infer_feature_set(_frame(), "clicked", categorical=["visits"], numeric=["visits"])
+        infer_feature_set(
+            _frame(), "clicked", min_count=1, categorical=["visits"], numeric=["visits"]
+        )
     with pytest.raises(ValueError, match="label 'clicked' cannot be a candidate"):
-        infer_feature_set(_frame(), "clicked", numeric=["clicked"])
+        infer_feature_set(_frame(), "clicked", min_count=1, numeric=["clicked"])
     with pytest.raises(ValueError, match="label column 'target' not found"):
         infer_feature_set(_frame(), "target")
     with pytest.raises(ValueError, match="'tags' holds lists and cannot be numeric"):
-        infer_feature_set(_frame(), "clicked", numeric=["tags"])
+        infer_feature_set(_frame(), "clicked", min_count=1, numeric=["tags"])
 
 
 def test_unsupported_columns_say_to_exclude():
@@ -88,7 +95,7 @@ def test_unsupported_columns_say_to_exclude():
 
 
 def test_vocabulary_order_min_count_and_missing_values():
-    features = infer_feature_set(_frame(), "clicked")
+    features = infer_feature_set(_frame(), "clicked", min_count=1)
     # Most frequent first, ties broken by value; None and "" are missing (they map to OOV).
     assert features["country"].vocabulary == ("de", "fr", "us")
     assert features["tags"].vocabulary == ("a", "b", "c")  # a and b tie at 4
@@ -101,28 +108,49 @@ def test_vocabulary_order_min_count_and_missing_values():
         7,
         8,
     )
-    with pytest.raises(ValueError, match=r"no value of column 'ItemID' occurs min_count=2"):
-        infer_feature_set(_frame(), "clicked", min_count=2)
+    # A column with no value that frequent keeps only its most frequent one, and says so.
+    with pytest.warns(UserWarning, match=r"no value of column 'ItemID' occurs min_count=2"):
+        spec = infer_feature_set(_frame(), "clicked", min_count=2)["ItemID"]
+    assert spec.vocabulary == (1,)
+
+
+def test_default_frequency_threshold_maps_rare_values_to_oov():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "session": [f"s{i}" for i in rng.integers(0, 3000, 6000)],  # ~2 rows a value
+            "colour": rng.choice(["red", "blue", "green"], 6000),
+            "clicked": rng.integers(0, 2, 6000),
+        }
+    )
+    counts = frame["session"].value_counts()
+    features = infer_feature_set(frame, "clicked")
+    assert DEFAULT_MIN_COUNT == 5
+    assert set(features["session"].vocabulary) == set(counts.index[counts >= 5])
+    assert len(features["session"].vocabulary) < 0.1 * len(counts)
+    assert features["colour"].vocabulary_size == 4  # frequent values are all kept
+    every = infer_feature_set(frame, "clicked", min_count=1)
+    assert len(every["session"].vocabulary) == len(counts)
 
 
 def test_hash_fallback_for_id_like_columns():
     frame = pd.DataFrame({"item_id": np.arange(50), "clicked": np.arange(50) % 2})
-    spec = infer_feature_set(frame, "clicked", max_vocab_size=10)["item_id"]
+    spec = infer_feature_set(frame, "clicked", min_count=1, max_vocab_size=10)["item_id"]
     assert spec.hash_buckets == 10 and spec.vocabulary is None and spec.vocabulary_size == 10
-    spec = infer_feature_set(frame, "clicked", max_vocab_size=50)["item_id"]
+    spec = infer_feature_set(frame, "clicked", min_count=1, max_vocab_size=50)["item_id"]
     assert spec.hash_buckets is None and len(spec.vocabulary) == 50
 
 
 def test_deterministic_under_row_order():
     frame = _frame()
     shuffled = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    a = infer_feature_set(frame, "clicked", num_buckets=4)
-    b = infer_feature_set(shuffled, "clicked", num_buckets=4)
+    a = infer_feature_set(frame, "clicked", min_count=1, num_buckets=4)
+    b = infer_feature_set(shuffled, "clicked", min_count=1, num_buckets=4)
     assert a.to_dict() == b.to_dict()
 
 
 def test_numeric_statistics_ignore_non_finite_values():
-    features = infer_feature_set(_frame(), "clicked", numeric_transform="normalize")
+    features = infer_feature_set(_frame(), "clicked", min_count=1, numeric_transform="normalize")
     finite = np.array([9.5, 1.25, 3.0, 7.75, 2.0, 4.5])
     spec = features["price"]
     assert spec.numeric_transform == "normalize" and spec.boundaries is None
@@ -145,25 +173,25 @@ def test_embedding_dim_int_or_callable():
     assert heuristic_dim(81, multiple=4, max_dim=20) == 20
     with pytest.raises(ValueError, match="vocab_size=0"):
         heuristic_dim(0)
-    fixed = infer_feature_set(_frame(), "clicked", embedding_dim=12)
+    fixed = infer_feature_set(_frame(), "clicked", min_count=1, embedding_dim=12)
     assert {s.embedding_dim for s in fixed} == {12}
-    sized = infer_feature_set(_frame(), "clicked", embedding_dim=heuristic_dim)
+    sized = infer_feature_set(_frame(), "clicked", min_count=1, embedding_dim=heuristic_dim)
     assert all(s.embedding_dim == heuristic_dim(s.vocabulary_size) for s in sized)
     with pytest.raises(ValueError, match="width 0 for 'country'"):
-        infer_feature_set(_frame(), "clicked", embedding_dim=lambda v: 0)
+        infer_feature_set(_frame(), "clicked", min_count=1, embedding_dim=lambda v: 0)
 
 
 def test_arrow_table_input_matches_pandas():
     table = pa.Table.from_pandas(_frame().drop(columns=["price"]), preserve_index=False)
     assert (
-        infer_feature_set(table, "clicked").to_dict()
-        == infer_feature_set(_frame().drop(columns=["price"]), "clicked").to_dict()
+        infer_feature_set(table, "clicked", min_count=1).to_dict()
+        == infer_feature_set(_frame().drop(columns=["price"]), "clicked", min_count=1).to_dict()
     )
 
 
 def test_inferred_set_survives_json_and_feeds_the_layer(tmp_path):
     frame = _frame()
-    features = infer_feature_set(frame, "clicked", embedding_dim=4)
+    features = infer_feature_set(frame, "clicked", min_count=1, embedding_dim=4)
     features.to_json(str(tmp_path / "features.json"))  # checked against the JSON schema on load
     loaded = FeatureSet.from_json(str(tmp_path / "features.json"))
     assert loaded == features

@@ -108,6 +108,11 @@ def test_stats_vocabulary_and_categorical_ints(frame):
     assert sorted(item.vocabulary) == sorted(frame["item_id"].unique().tolist())
     small = schema_io.feature_set_from_schema(schema, "clicked", stats, max_vocab_size=10)
     assert small["item_id"].hash_buckets == 10  # more unique values than max_vocab_size
+    # The frequency threshold drops the values the statistics count fewer times.
+    threshold = int(counts.iloc[-1]) + 1  # above the rarest country's count
+    frequent = schema_io.feature_set_from_schema(schema, "clicked", stats, min_count=threshold)
+    assert set(frequent["country"].vocabulary) == set(counts.index[counts >= threshold])
+    assert len(frequent["country"].vocabulary) < len(counts)
 
 
 def test_example_schema(tmp_path):

@@ -23,6 +23,7 @@ class SelectorParams:
         train_split: Split the selection model trains on.
         eval_split: Split it is validated (and its AUC measured) on.
         embedding_dim: Full embedding width of every candidate.
+        vocabulary_min_count: Values the statistics count fewer times map to OOV.
         nan_policy: ``raise`` or ``impute`` missing numeric values.
         config: Everything else, as the core's ``SelectionConfig``.
     """
@@ -33,6 +34,7 @@ class SelectorParams:
     embedding_dim: int
     nan_policy: str
     config: SelectionConfig
+    vocabulary_min_count: int = spec.DEFAULT_VOCABULARY_MIN_COUNT
 
 
 def _is_plain(value: Any) -> bool:
@@ -68,6 +70,13 @@ def parse_params(props: Mapping[str, Any]) -> SelectorParams:
     embedding_dim = props.get(spec.EMBEDDING_DIM_KEY) or spec.DEFAULT_EMBEDDING_DIM
     if int(embedding_dim) < 1:
         raise ValueError(f"{spec.EMBEDDING_DIM_KEY} must be positive, got {embedding_dim}.")
+    min_count = props.get(spec.VOCABULARY_MIN_COUNT_KEY)
+    min_count = spec.DEFAULT_VOCABULARY_MIN_COUNT if min_count is None else int(min_count)
+    if min_count < 1:
+        raise ValueError(
+            f"{spec.VOCABULARY_MIN_COUNT_KEY} must be at least 1 (1 keeps every value), got "
+            f"{min_count}."
+        )
     kwargs = {}
     for name, kind in spec.CONFIG_PARAMETERS.items():
         value = props.get(name)
@@ -84,6 +93,7 @@ def parse_params(props: Mapping[str, Any]) -> SelectorParams:
         embedding_dim=int(embedding_dim),
         nan_policy=nan_policy,
         config=config,
+        vocabulary_min_count=min_count,
     )
 
 

@@ -35,6 +35,7 @@ class SequentialAttentionSelectorSpec(types.ComponentSpec):
         spec.TRAIN_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
         spec.EVAL_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
         spec.EMBEDDING_DIM_KEY: ExecutionParameter(type=int, optional=True),
+        spec.VOCABULARY_MIN_COUNT_KEY: ExecutionParameter(type=int, optional=True),
         spec.NAN_POLICY_KEY: ExecutionParameter(type=str, optional=True),
         spec.MODULE_FILE_KEY: ExecutionParameter(type=str, optional=True),
         spec.MODULE_PATH_KEY: ExecutionParameter(type=str, optional=True),
@@ -98,6 +99,11 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         memory_budget_bytes: Embedding-table memory budget.
         serving_batch_size: Batch size of the latency measurement.
         embedding_dim: Full embedding width of every candidate (default 16).
+        vocabulary_min_count: Vocabulary frequency threshold (default 5): values the
+            statistics count fewer times map to OOV, like ``tft.vocabulary``'s
+            ``frequency_threshold``; rare values can only be memorised, which lets
+            ID-like columns win the selection. 1 keeps every value. Schema domains are
+            kept as written.
         chunk_size: Embedding columns per selectable chunk.
         dim_multiple: Chosen widths are multiples of this.
         min_dim: Smallest width of a kept feature.
@@ -143,6 +149,7 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         memory_budget_bytes: float | None = None,
         serving_batch_size: int | None = None,
         embedding_dim: int = spec.DEFAULT_EMBEDDING_DIM,
+        vocabulary_min_count: int = spec.DEFAULT_VOCABULARY_MIN_COUNT,
         chunk_size: int | None = None,
         dim_multiple: int | None = None,
         min_dim: int | None = None,
@@ -161,6 +168,7 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
             spec.TRAIN_SPLIT_KEY: train_split,
             spec.EVAL_SPLIT_KEY: eval_split,
             spec.EMBEDDING_DIM_KEY: embedding_dim,
+            spec.VOCABULARY_MIN_COUNT_KEY: vocabulary_min_count,
             spec.NAN_POLICY_KEY: nan_policy,
             spec.MODULE_FILE_KEY: module_file,
             spec.TOWER_FN_KEY: tower_fn,

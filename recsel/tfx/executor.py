@@ -70,6 +70,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         train_split: Training split (default ``train``).
         eval_split: Validation split (default ``eval``).
         embedding_dim: Full embedding width of every candidate (default 16).
+        vocabulary_min_count: Values the statistics count fewer times map to OOV
+            (default 5; see ``SequentialAttentionSelector``).
         nan_policy: ``raise`` (default) or ``impute`` missing numeric values.
         module_file: Optional Python file with the custom selection tower's factory.
         module_path: Optional importable module with it (TFX sets this after packaging
@@ -109,7 +111,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         selection = artifact_utils.get_single_instance(output_dict[spec.FEATURE_SELECTION_KEY])
         statistics = self._statistics(input_dict, examples, schema, params, selection.uri)
         features = feature_set_from_schema(
-            schema, params.label_key, statistics, embedding_dim=params.embedding_dim
+            schema,
+            params.label_key,
+            statistics,
+            embedding_dim=params.embedding_dim,
+            min_count=params.vocabulary_min_count,
         )
         train = self._frame(examples, params.train_split, schema, features, params)
         valid = self._frame(examples, params.eval_split, schema, features, params)

@@ -26,6 +26,8 @@ LABEL_KEY = "label_key"
 TRAIN_SPLIT_KEY = "train_split"
 EVAL_SPLIT_KEY = "eval_split"
 EMBEDDING_DIM_KEY = "embedding_dim"
+# Vocabulary frequency threshold: values the statistics count fewer times map to OOV.
+VOCABULARY_MIN_COUNT_KEY = "vocabulary_min_count"
 NAN_POLICY_KEY = "nan_policy"
 # A custom selection tower, TFX-style: a module file (packaged into a wheel by TFX, which
 # then sets module_path) or a module path, and the factory's name in it.
@@ -36,6 +38,7 @@ TOWER_FN_KEY = "tower_fn"
 DEFAULT_TRAIN_SPLIT = "train"
 DEFAULT_EVAL_SPLIT = "eval"
 DEFAULT_EMBEDDING_DIM = 16
+DEFAULT_VOCABULARY_MIN_COUNT = 5  # as recsel.inference.DEFAULT_MIN_COUNT (issue 14)
 DEFAULT_NAN_POLICY = "raise"
 DEFAULT_TOWER_FN = "build_tower"
 

@@ -271,6 +271,9 @@ def test_parameters_are_checked_when_the_pipeline_is_built():
         SequentialAttentionSelector(
             **channels, label_key="y", latency_budget_ms=3, latency_budget_fraction=0.5
         )
+    assert selector.exec_properties[spec.VOCABULARY_MIN_COUNT_KEY] == 5  # the default threshold
+    with pytest.raises(ValueError, match="vocabulary_min_count must be at least 1"):
+        SequentialAttentionSelector(**channels, label_key="y", vocabulary_min_count=0)
     assert selector.executor_spec.executor_class is Executor
     assert Executor.__module__ == "recsel.tfx.executor"  # importable by remote workers
     assert set(selector.outputs) == {spec.PRUNED_SCHEMA_KEY, spec.FEATURE_SELECTION_KEY}

@@ -22,6 +22,7 @@ from tfx import v1 as tfx
 from pipelines.local_pipeline import (
     TRAINER_MODULE,
     create_pipeline,
+    planted_verdict,
     run_local,
     summarise,
     write_synthetic_csv,
@@ -278,3 +279,16 @@ def test_pipeline_compiles_for_vertex(tmp_path):
         "outputArtifactKey": "feature_selection",
         "producerTask": SELECTOR,
     }
+
+
+def test_planted_verdict_names_groups_copies_and_noise():
+    from recsel.data.synthetic import make_synthetic
+
+    data = make_synthetic(n_rows=500, n_informative=3, n_duplicates=1, n_noise=2, n_traps=0)
+    (copy, source), noise = next(iter(data.duplicates.items())), data.noise[0]
+    clean = planted_verdict(data, data.informative)
+    assert clean == "Kept 3 of 3 informative feature groups; no copies, no noise"
+    others = [c for c in data.informative if c != source][:1]
+    assert planted_verdict(data, [source, copy, *others, noise]) == (
+        "Kept 2 of 3 informative feature groups; 1 copy, 1 noise"
+    )

@@ -1,0 +1,80 @@
+"""The selection schedule never repeats examples to buy steps (issue 14)."""
+
+import pytest
+
+from recsel.config import SelectionConfig
+from recsel.schedule import (
+    FLOOR_BATCH_SIZE,
+    MIN_BATCH_SIZE,
+    MIN_STEPS_PER_FEATURE_EVENT,
+    ScheduleError,
+    fit_schedule,
+    plan_rounds,
+    plan_schedule,
+)
+
+
+def test_plentiful_rows_keep_the_batch_and_use_one_pass():
+    config = SelectionConfig(num_features=4)
+    schedule = plan_schedule(200_000, [4], 2.0, config)
+    assert schedule.batch_size == 256 and not schedule.notes
+    assert schedule.features_per_event == 1 and schedule.finetune_steps == 50
+    assert schedule.passes(200_000) <= 1.0
+    assert schedule.passes(200_000) > 0.99  # the rows are used, not wasted
+
+
+def test_short_rows_lower_the_batch_instead_of_repeating_examples():
+    config = SelectionConfig(num_features=6)
+    schedule = plan_schedule(16_000, [6], 2.0, config)
+    assert MIN_BATCH_SIZE <= schedule.batch_size < 256
+    assert schedule.passes(16_000) <= 1.0
+    # Every feature event still gets its steps: 6 events in the feature phase of the round.
+    feature_phase = schedule.round_steps[0] * (1 - config.chunk_phase_fraction)
+    warm = feature_phase * (1 - config.warmup_fraction)
+    assert warm / 6 >= MIN_STEPS_PER_FEATURE_EVENT - 1
+    assert any("batch size is lowered from 256" in note for note in schedule.notes)
+
+
+def test_very_short_rows_select_several_features_per_event():
+    schedule = plan_schedule(5_000, [12], 2.0, SelectionConfig(num_features=12))
+    assert schedule.batch_size >= MIN_BATCH_SIZE and schedule.passes(5_000) <= 1.0
+    assert schedule.features_per_event > 1 or schedule.finetune_steps < 50
+    assert schedule.notes
+
+
+def test_no_sound_schedule_is_a_clear_error():
+    with pytest.raises(ScheduleError, match=r"200 training rows are too few to select 30") as info:
+        plan_schedule(200, [30], 2.0, SelectionConfig(num_features=30))
+    message = str(info.value)
+    assert "Use at least that many rows" in message and "epochs > 1" in message
+    assert "rows)" in message  # the rows the request needs are stated
+
+
+def test_explicit_train_steps_or_epochs_are_honoured():
+    steps = plan_schedule(16_000, [6], 2.0, SelectionConfig(num_features=6, train_steps=400))
+    assert steps.batch_size == 256 and steps.round_steps == (400,)
+    epochs = plan_schedule(16_000, [6], 2.0, SelectionConfig(num_features=6, epochs=3))
+    assert epochs.batch_size == 256 and epochs.passes(16_000) > 1
+
+
+def test_budget_rounds_cover_what_fits_one_feature_each():
+    config = SelectionConfig(latency_budget_fraction=0.5)
+    assert plan_rounds(8, 34, config) == [1] * 8  # not 7 rounds of 5 for all 34 candidates
+    assert plan_rounds(40, 400, config) == [3] * 13 + [1]  # at most 16 rounds
+    assert plan_rounds(8, 34, SelectionConfig(num_features=8)) == [8]
+
+
+def test_budget_without_a_count_plans_fewer_rounds_rather_than_shorter_events():
+    config = SelectionConfig(latency_budget_fraction=0.9)
+    schedule = fit_schedule(16_000, 14, 16, 2.0, config, shrinkable=True)
+    assert len(schedule.rounds) < 14 and schedule.passes(16_000) <= 1.0
+    assert schedule.notes[0].startswith(f"rounds are planned for {sum(schedule.rounds)} features")
+    # Asked for a count, it keeps the count and shortens events instead.
+    counted = fit_schedule(16_000, 14, 16, 2.0, config, shrinkable=False)
+    assert sum(counted.rounds) == 14 and counted.passes(16_000) <= 1.0
+
+
+def test_tiny_tables_go_below_the_usual_smallest_batch_before_failing():
+    schedule = plan_schedule(600, [2], 2.0, SelectionConfig(num_features=2, batch_size=32))
+    assert FLOOR_BATCH_SIZE <= schedule.batch_size < MIN_BATCH_SIZE
+    assert schedule.passes(600) <= 1.0
