@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
+from recsel.inputs.source import BatchSource
 from recsel.model import prune_ranker
 from recsel.result import RoundRecord, SelectionResult
 from recsel.tower import resolve_tower
@@ -90,8 +91,8 @@ def _round_steps(
 
 
 def select(
-    train: pd.DataFrame,
-    valid: pd.DataFrame,
+    train: pd.DataFrame | BatchSource,
+    valid: pd.DataFrame | BatchSource,
     features: FeatureSet,
     config: SelectionConfig | None = None,
     *,
@@ -105,8 +106,10 @@ def select(
     """Selects features and their embedding widths with Sequential Attention.
 
     Args:
-        train: Cleaned training frame (see ``recsel.tabular.validate_frame``).
-        valid: Cleaned validation frame.
+        train: Training rows: a frame cleaned by ``recsel.tabular.validate_frame``, or a
+            ``recsel.inputs.FileStream`` over shards (streamed once, never materialised;
+            give it ``num_rows`` from the statistics).
+        valid: Validation rows, as a frame or a stream.
         features: Candidate features; ``features.label`` names the label column.
         config: Selection settings (defaults: keep 25% of the features).
         log_dir: TensorBoard log directory for attention traces.
@@ -236,11 +239,12 @@ def select(
         if stop:
             break
     selection_steps = trainer.step - config.finetune_steps * len(rounds)
-    passes = selection_steps * config.batch_size / max(1, len(train))
-    planned = config.planned_passes(len(train))
+    train_rows = trainer.train_source.num_rows
+    passes = selection_steps * config.batch_size / max(1, train_rows)
+    planned = config.planned_passes(train_rows)
     if passes > 1.25 * planned:
         warnings.warn(
-            f"Selection needed {selection_steps} steps, {passes:.1f} passes over the {len(train)} training "
+            f"Selection needed {selection_steps} steps, {passes:.1f} passes over the {train_rows} training "
             f"rows (planned: {planned:.2f}), to give every selection event enough steps. Repeated "
             "examples favour memorisable ID-like features; use more rows or select fewer features.",
             stacklevel=2,

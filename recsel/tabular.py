@@ -412,6 +412,7 @@ def to_dataset(
     shuffle: bool = False,
     seed: int = 0,
     repeat: bool = False,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """A ``tf.data`` pipeline of ``(features, label)`` batches over an in-memory frame.
 
@@ -424,6 +425,8 @@ def to_dataset(
             runs with the same seed see the same order.
         seed: Shuffle seed.
         repeat: Repeat forever (for ``fit(steps_per_epoch=...)``).
+        skip_batches: Leading batches to skip (a resumed run's position); the order is a
+            function of ``seed``, so the rest is what an uninterrupted run would see.
 
     Returns:
         The dataset; see ``to_numpy_inputs`` for the tensor types.
@@ -452,6 +455,6 @@ def to_dataset(
         dataset = dataset.shuffle(max(len(frame), 1), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.batch(int(batch_size), drop_remainder=False)
+    dataset = dataset.batch(int(batch_size), drop_remainder=False).skip(int(skip_batches))
     dataset = dataset.map(lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors))
     return dataset.prefetch(tf.data.AUTOTUNE)

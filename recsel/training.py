@@ -4,6 +4,12 @@ One persistent iterator feeds every round, so across the whole run each training
 example is seen about ``epochs`` times (once by default) — repeated examples let
 ID-like features win by memorisation. Attention trajectories are recorded for the
 report and written to TensorBoard when a log directory is given.
+
+Checkpoints hold state, never data: the model, the optimizer, the selection state and
+the run bookkeeping. The input position is the global step (every training step reads
+exactly one batch), and a source's batch order is a function of its seed, so a resumed
+run rebuilds the stream and skips that many batches. The checkpoint's size therefore
+does not grow with the rows, and the trajectory is thinned to a bounded length.
 """
 
 from __future__ import annotations
@@ -21,9 +27,15 @@ from tqdm.auto import tqdm
 
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
+from recsel.inputs.source import BatchSource, as_source
 from recsel.layer import SequentialAttentionEmbedding
 from recsel.model import Ranker
-from recsel.tabular import to_dataset
+
+# Attention trajectories keep at most this many points; past it every other point is
+# dropped and the recording interval doubles, so memory and checkpoints stay flat.
+MAX_TRAJECTORY_POINTS = 512
+# Rows kept in memory as serving-latency inputs (calibration and budget rounds).
+SERVING_SAMPLE_ROWS = 2048
 
 
 def config_hash(config: SelectionConfig, features: FeatureSet) -> str:
@@ -39,8 +51,9 @@ class SelectionTrainer:
 
     Args:
         features: Candidate features.
-        train: Cleaned training frame.
-        valid: Cleaned validation frame.
+        train: Training rows: a cleaned frame, or a ``BatchSource`` such as
+            ``recsel.inputs.FileStream`` (streamed, never materialised).
+        valid: Validation rows, as a frame or a ``BatchSource``.
         label: Label column.
         config: Selection settings.
         log_dir: TensorBoard log directory (None: no summaries).
@@ -54,8 +67,8 @@ class SelectionTrainer:
     def __init__(
         self,
         features: FeatureSet,
-        train: pd.DataFrame,
-        valid: pd.DataFrame,
+        train: pd.DataFrame | BatchSource,
+        valid: pd.DataFrame | BatchSource,
         label: str,
         config: SelectionConfig,
         log_dir: str | None = None,
@@ -66,7 +79,12 @@ class SelectionTrainer:
     ):
         tf_keras.utils.set_random_seed(config.seed)
         self.features, self.label, self.config = features, label, config
-        self.valid = valid
+        self.train_source = as_source(train, features, label, "train")
+        self.valid_source = as_source(valid, features, label, "valid")
+        self.serving_sample = self.valid_source.sample_frame(
+            max(SERVING_SAMPLE_ROWS, config.serving_batch_size)
+        )
+        self._valid_batches = None  # built on first evaluation, then re-iterated
         self.progress = progress
         self.layer = SequentialAttentionEmbedding(
             features,
@@ -80,14 +98,11 @@ class SelectionTrainer:
             optimizer=tf_keras.optimizers.Adam(config.learning_rate),
             loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
         )
-        dataset = to_dataset(
-            train, features, label, config.batch_size, shuffle=True, seed=config.seed, repeat=True
-        )
-        self._iterator = iter(dataset)
-        self._train = train
+        self._iterator = self._open_stream(skip_batches=0)
         self._train_fn = self.model.make_train_function()
-        self.total_steps = config.planned_steps(len(train))
+        self.total_steps = config.planned_steps(self.train_source.num_rows)
         self.trajectory: dict = {"steps": [], "weights": {n: [] for n in features.names}}
+        self._trajectory_stride = 1
         self.selection_weights: dict[str, float] = {}
         self._writer = tf.summary.create_file_writer(log_dir) if log_dir else None
         self.step_callback = step_callback
@@ -98,15 +113,23 @@ class SelectionTrainer:
         self.model.optimizer.build(self.model.trainable_variables)
         if checkpoint_dir:
             # Run bookkeeping rides inside the checkpoint, so state and weights never disagree.
+            # The iterator is left out: it would serialise its shuffle buffer (data).
             self._state_json = tf.Variable("", dtype=tf.string, trainable=False)
             checkpoint = tf.train.Checkpoint(
-                model=self.model,
-                optimizer=self.model.optimizer,
-                iterator=self._iterator,
-                state=self._state_json,
+                model=self.model, optimizer=self.model.optimizer, state=self._state_json
             )
             self._manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
         self.state_provider: Callable[[], dict] | None = None
+
+    def _open_stream(self, skip_batches: int):
+        dataset = self.train_source.dataset(
+            self.config.batch_size,
+            seed=self.config.seed,
+            shuffle=True,
+            num_epochs=None,
+            skip_batches=skip_batches,
+        )
+        return iter(dataset)
 
     # ---------------------------------------------------------------- checkpoints
     def restore(self) -> dict | None:
@@ -123,7 +146,9 @@ class SelectionTrainer:
                 "settings or features; delete its directory or rerun with the same settings."
             )
         self.trajectory = state["trajectory"]
+        self._trajectory_stride = state.get("trajectory_stride", 1)
         self.selection_weights = state["selection_weights"]
+        self._iterator = self._open_stream(skip_batches=self.step)
         return state
 
     def save(self, state: dict) -> None:
@@ -134,6 +159,7 @@ class SelectionTrainer:
             **state,
             "config_hash": config_hash(self.config, self.features),
             "trajectory": self.trajectory,
+            "trajectory_stride": self._trajectory_stride,
             "selection_weights": self.selection_weights,
         }
         self._state_json.assign(json.dumps(state))
@@ -168,7 +194,7 @@ class SelectionTrainer:
             if before is not None:
                 for index in attention.selected_indices()[seen:]:
                     self.selection_weights[self.features.names[index]] = float(before[index])
-            if self.step % self.config.log_every == 0:
+            if self.step % (self.config.log_every * self._trajectory_stride) == 0:
                 self._record()
             bar.update(1)
             if self.step_callback is not None:
@@ -195,6 +221,11 @@ class SelectionTrainer:
         self.trajectory["steps"].append(step)
         for name, value in zip(self.features.names, weights):
             self.trajectory["weights"][name].append(round(float(value), 6))
+        if len(self.trajectory["steps"]) > MAX_TRAJECTORY_POINTS:
+            self._trajectory_stride *= 2
+            self.trajectory["steps"] = self.trajectory["steps"][::2]
+            for name in self.features.names:
+                self.trajectory["weights"][name] = self.trajectory["weights"][name][::2]
         if self._writer is not None:
             with self._writer.as_default(step=step):
                 tf.summary.scalar(
@@ -210,11 +241,16 @@ class SelectionTrainer:
             self._writer.flush()
 
     def evaluate(self, model: tf_keras.Model, features: FeatureSet) -> dict[str, float]:
-        """Validation AUC and log loss of ``model`` (which reads ``features``)."""
-        dataset = to_dataset(self.valid, features, None, 4096)
-        logits = np.concatenate([model(batch, training=False).numpy()[:, 0] for batch in dataset])
+        """Validation AUC and log loss of ``model`` (which reads ``features``), streamed."""
+        if self._valid_batches is None:
+            self._valid_batches = self.valid_source.dataset(4096, shuffle=False, num_epochs=1)
+        logits, labels = [], []
+        for inputs, label in self._valid_batches:
+            kept = {name: inputs[name] for name in features.names}
+            logits.append(model(kept, training=False).numpy()[:, 0])
+            labels.append(label.numpy())
+        logits, labels = np.concatenate(logits), np.concatenate(labels)
         probability = 1.0 / (1.0 + np.exp(-logits))
-        labels = self.valid[self.label].to_numpy()
         if len(np.unique(labels)) < 2:
             raise ValueError(
                 "The validation split has a single label class; AUC is undefined. Use more rows."

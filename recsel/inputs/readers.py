@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
@@ -85,6 +86,8 @@ class FileStream:
         features: The features to read; their ``dtype`` and ``kind`` must match the data.
         options: Batching, shuffling and sharding.
         label: Label column (float32 ``[batch]``); None yields only the feature dict.
+        num_rows: Rows in one pass, from the statistics (``recsel.inputs.statistics.
+            num_rows``); ``select()`` plans its schedule from it.
 
     Raises:
         FileNotFoundError: ``path`` matches no file.
@@ -103,8 +106,10 @@ class FileStream:
         features: FeatureSet,
         options: StreamOptions,
         label: str | None = None,
+        num_rows: int | None = None,
     ):
         self.path, self.features, self.options, self.label = path, features, options, label
+        self.num_rows = num_rows
         self.files = resolve_files(path)
         self.format = format_of(self.files[0])
         if options.num_workers > len(self.files):
@@ -131,33 +136,79 @@ class FileStream:
         return _diagnose.find_bad_shard(self, error)
 
     # ------------------------------------------------------------------ datasets
-    def dataset(self, skip_batches: int = 0) -> tf.data.Dataset:
-        """The batches, after skipping the first ``skip_batches`` (to resume a run)."""
+    def dataset(
+        self,
+        batch_size: int | None = None,
+        *,
+        seed: int | None = None,
+        shuffle: bool | None = None,
+        num_epochs: int | None | str = "options",
+        skip_batches: int = 0,
+    ) -> tf.data.Dataset:
+        """The batches, after skipping the first ``skip_batches`` (to resume a run).
+
+        Args:
+            batch_size: Rows per batch (default: the options').
+            seed: Shuffle seed (default: the options').
+            shuffle: Shuffle files and rows (default: as the options say).
+            num_epochs: Passes; None repeats forever (default: the options').
+            skip_batches: Batches to skip; they are batched but never parsed.
+
+        Returns:
+            A ``tf.data.Dataset`` of ``(features, label)``, or of features without a label.
+        """
         opts = self.options
+        batch_size = opts.batch_size if batch_size is None else int(batch_size)
+        seed = opts.seed if seed is None else int(seed)
+        epochs = opts.num_epochs if num_epochs == "options" else num_epochs
+        shuffle_files = opts.shuffle_files if shuffle is None else bool(shuffle)
+        buffer = opts.shuffle_buffer if shuffle is None or shuffle else 0
         files = tf.data.Dataset.from_tensor_slices(self.files)
         if opts.num_workers > 1:
             files = files.shard(opts.num_workers, opts.worker_index)
-        if opts.shuffle_files:
-            files = files.shuffle(len(self.files), seed=opts.seed, reshuffle_each_iteration=True)
-        if opts.num_epochs != 1:
-            files = files.repeat(opts.num_epochs)
+        if shuffle_files:
+            files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
         rows = files.interleave(
             self._rows_of_file,
             cycle_length=max(1, min(opts.cycle_length, len(self.files))),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-        if opts.shuffle_buffer > 1:
-            rows = rows.shuffle(opts.shuffle_buffer, seed=opts.seed, reshuffle_each_iteration=True)
+        if buffer > 1:
+            rows = rows.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        # Repeat after shuffling, as the frame path does: the buffer never mixes two
+        # passes, and each pass is reshuffled (deterministically, from the seed).
+        if epochs != 1:
+            rows = rows.repeat(epochs)
         if self.format == "tfrecord":
-            batches = rows.batch(opts.batch_size).map(
+            batches = rows.batch(batch_size).skip(int(skip_batches))  # skipped: not parsed
+            batches = batches.map(
                 self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
             )
         else:
-            batches = rows.ragged_batch(opts.batch_size).map(self._split_label)
-        if skip_batches:
-            batches = batches.skip(int(skip_batches))
+            batches = rows.ragged_batch(batch_size).skip(int(skip_batches))
+            batches = batches.map(self._split_label)
         return batches.prefetch(tf.data.AUTOTUNE)
+
+    def sample_frame(self, rows: int) -> pd.DataFrame:
+        """The first ``rows`` rows, unshuffled, as a small frame (serving inputs).
+
+        Args:
+            rows: How many rows (a serving batch: hundreds, not the data).
+
+        Returns:
+            A frame with one column per feature (lists for multi-valent ones) and the label.
+        """
+        columns: dict[str, list] = {}
+        for batch in self.dataset(rows, shuffle=False, num_epochs=1).take(1):
+            inputs, labels = batch if isinstance(batch, tuple) else (batch, None)
+            for name, value in inputs.items():
+                columns[name] = _python_cells(value)
+            if labels is not None:
+                columns[self.label] = labels.numpy().tolist()
+        if not columns:
+            raise ValueError(f"{self.path}: the stream holds no rows.")
+        return pd.DataFrame(columns)
 
     def _rows_of_file(self, path: tf.Tensor) -> tf.data.Dataset:
         if self.format == "tfrecord":
@@ -236,6 +287,19 @@ class FileStream:
             column = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column
             return _dense(column, object, name, path)
         return _dense(column, np.int64, name, path)
+
+
+def _python_cells(value) -> list:
+    """A batch tensor as Python cells: scalars, or lists for sparse and ragged values."""
+    if isinstance(value, tf.SparseTensor):
+        value = tf.RaggedTensor.from_sparse(value)
+    cells = value.to_list() if isinstance(value, tf.RaggedTensor) else value.numpy().tolist()
+    return [
+        [v.decode() if isinstance(v, bytes) else v for v in c]
+        if isinstance(c, list)
+        else (c.decode() if isinstance(c, bytes) else c)
+        for c in cells
+    ]
 
 
 def _dense(column: pa.Array, dtype, name: str, path: str) -> np.ndarray:
