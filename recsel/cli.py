@@ -10,6 +10,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -159,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--categorical", nargs="*", default=[], help="Integer columns to treat as categorical."
     )
     sel.add_argument(
+        "--stream",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="Stream the shards (one statistics pass, bounded memory) instead of reading "
+        "them into memory. auto: stream TFRecord or Parquet data of two or more shards.",
+    )
+    sel.add_argument(
+        "--shuffle-buffer",
+        type=int,
+        default=10_000,
+        help="Rows in the streaming shuffle buffer (memory is bounded by it).",
+    )
+    sel.add_argument(
         "--nan-policy",
         choices=["raise", "impute"],
         default="raise",
@@ -229,6 +243,8 @@ def run_select(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_output_dir(args.output_dir, args.overwrite)
+    if _should_stream(args):
+        return _run_select_streaming(args, config)
     frame = tabular.read_table(args.data, label=args.label)
     schema = None
     if args.validation_data:
@@ -267,6 +283,56 @@ def run_select(args: argparse.Namespace) -> int:
         source=args.validation_data or args.data,
     )
     _select_and_write(args, config, train, valid, features, schema)
+    print(f"Outputs written to {args.output_dir}")
+    return 0
+
+
+def _should_stream(args: argparse.Namespace) -> bool:
+    if args.stream != "auto":
+        return args.stream == "on"
+    from recsel._table_io import format_of
+    from recsel.inputs.readers import resolve_paths
+
+    files = resolve_paths(args.data)
+    return len(files) >= 2 and format_of(files[0]) in ("tfrecord", "parquet")
+
+
+def _run_select_streaming(args: argparse.Namespace, config) -> int:
+    """``recsel select`` on a stream: statistics pass, specs, FileStreams; no frame."""
+    from recsel.features import FeatureSet
+    from recsel.inputs.prepare import prepare_streams
+
+    if args.time_column or args.nan_policy != "raise":
+        flag = "--time-column" if args.time_column else "--nan-policy impute"
+        raise ValueError(
+            f"{flag} needs the whole table in memory; it is not available while streaming. "
+            "Write the split (or the imputed values) into the shards, or pass --stream off."
+        )
+    features = FeatureSet.from_json(args.features) if args.features else None
+    if features is not None and features.label is None:
+        features = FeatureSet(features.features, args.label)
+    inputs = prepare_streams(
+        args.data,
+        args.label,
+        work_dir=os.path.join(_checkpoint_dir(args), "statistics"),
+        validation_data=args.validation_data,
+        validation_fraction=args.validation_fraction,
+        features=features,
+        schema_path=args.schema,
+        statistics_path=args.statistics,
+        categorical=args.categorical,
+        exclude=args.exclude,
+        embedding_dim=args.embedding_dim,
+        batch_size=config.batch_size,
+        shuffle_buffer=args.shuffle_buffer,
+        seed=config.seed,
+    )
+    print(
+        f"Streaming {len(inputs.train.files)} training and {len(inputs.valid.files)} "
+        f"validation shard(s); {inputs.train.num_rows} training rows (from the statistics).",
+        flush=True,
+    )
+    _select_and_write(args, config, inputs.train, inputs.valid, inputs.features, inputs.schema)
     print(f"Outputs written to {args.output_dir}")
     return 0
 

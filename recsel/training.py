@@ -46,6 +46,12 @@ def config_hash(config: SelectionConfig, features: FeatureSet) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _explained(source: BatchSource, error: Exception) -> Exception:
+    """A stream's own account of an input error (which shard, which feature), if it has one."""
+    explain = getattr(source, "explain_error", None)
+    return explain(error) if explain is not None else error
+
+
 class SelectionTrainer:
     """Builds the gated ranker and trains it step by step.
 
@@ -189,7 +195,10 @@ class SelectionTrainer:
             upcoming = self.step + 1
             before = attention.attention_weights().numpy() if upcoming in events else None
             seen = len(attention.selected_indices()) if before is not None else 0
-            logs = self._train_fn(self._iterator)
+            try:
+                logs = self._train_fn(self._iterator)
+            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+                raise _explained(self.train_source, err) from err
             losses.append(float(logs["loss"]))
             if before is not None:
                 for index in attention.selected_indices()[seen:]:
@@ -245,10 +254,13 @@ class SelectionTrainer:
         if self._valid_batches is None:
             self._valid_batches = self.valid_source.dataset(4096, shuffle=False, num_epochs=1)
         logits, labels = [], []
-        for inputs, label in self._valid_batches:
-            kept = {name: inputs[name] for name in features.names}
-            logits.append(model(kept, training=False).numpy()[:, 0])
-            labels.append(label.numpy())
+        try:
+            for inputs, label in self._valid_batches:
+                kept = {name: inputs[name] for name in features.names}
+                logits.append(model(kept, training=False).numpy()[:, 0])
+                labels.append(label.numpy())
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+            raise _explained(self.valid_source, err) from err
         logits, labels = np.concatenate(logits), np.concatenate(labels)
         probability = 1.0 / (1.0 + np.exp(-logits))
         if len(np.unique(labels)) < 2:

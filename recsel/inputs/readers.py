@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -82,7 +83,8 @@ class FileStream:
     """``(features, label)`` batches streamed from file shards.
 
     Args:
-        path: A file, a directory of shards, or a glob (local or ``gs://``).
+        path: A file, a directory of shards, or a glob (local or ``gs://``); or a list
+            of those.
         features: The features to read; their ``dtype`` and ``kind`` must match the data.
         options: Batching, shuffling and sharding.
         label: Label column (float32 ``[batch]``); None yields only the feature dict.
@@ -102,7 +104,7 @@ class FileStream:
 
     def __init__(
         self,
-        path: str,
+        path: str | Sequence[str],
         features: FeatureSet,
         options: StreamOptions,
         label: str | None = None,
@@ -110,7 +112,7 @@ class FileStream:
     ):
         self.path, self.features, self.options, self.label = path, features, options, label
         self.num_rows = num_rows
-        self.files = resolve_files(path)
+        self.files = resolve_paths(path)
         self.format = format_of(self.files[0])
         if options.num_workers > len(self.files):
             raise ValueError(
@@ -287,6 +289,18 @@ class FileStream:
             column = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column
             return _dense(column, object, name, path)
         return _dense(column, np.int64, name, path)
+
+
+def resolve_paths(path: str | Sequence[str]) -> list[str]:
+    """The shards behind a path, a pattern, or a list of either (one format for all)."""
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise FileNotFoundError("No input files were given.")
+    files = [f for p in paths for f in resolve_files(p)]
+    formats = {format_of(f) for f in files}
+    if len(formats) > 1:
+        raise ValueError(f"{paths}: shards mix formats {sorted(formats)}; use one format.")
+    return files
 
 
 def _python_cells(value) -> list:

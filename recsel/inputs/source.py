@@ -32,12 +32,13 @@ class BatchSource(Protocol):
     """Batches of ``(features, label)`` with a known row count.
 
     Attributes:
-        num_rows: Rows in one pass; the selection schedule is planned from it.
+        num_rows: Rows in one pass; the selection schedule is planned from it (a
+            validation source may leave it None).
         features: The candidate features the batches carry.
         label: The label column.
     """
 
-    num_rows: int
+    num_rows: int | None
     features: FeatureSet
     label: str | None
 
@@ -121,7 +122,7 @@ def as_source(data, features: FeatureSet, label: str | None, what: str) -> Batch
             f"select(): {what} must be a pandas DataFrame or a recsel.inputs.FileStream "
             f"(a BatchSource), got {type(data).__name__}."
         )
-    if not data.num_rows or data.num_rows < 1:
+    if what == "train" and (not data.num_rows or data.num_rows < 1):
         raise ValueError(
             f"select(): the {what} stream has no row count; pass num_rows (from the "
             "statistics: recsel.inputs.statistics.num_rows) when you build it, so the "
