@@ -205,7 +205,7 @@ class FileStream:
         for batch in self.dataset(rows, shuffle=False, num_epochs=1).take(1):
             inputs, labels = batch if isinstance(batch, tuple) else (batch, None)
             for name, value in inputs.items():
-                columns[name] = _python_cells(value)
+                columns[name] = python_cells(value)
             if labels is not None:
                 columns[self.label] = labels.numpy().tolist()
         if not columns:
@@ -303,7 +303,7 @@ def resolve_paths(path: str | Sequence[str]) -> list[str]:
     return files
 
 
-def _python_cells(value) -> list:
+def python_cells(value) -> list:
     """A batch tensor as Python cells: scalars, or lists for sparse and ragged values."""
     if isinstance(value, tf.SparseTensor):
         value = tf.RaggedTensor.from_sparse(value)

@@ -354,3 +354,19 @@ def test_bad_custom_tower_fails_before_publishing(testdata, tmp_path, extra, mes
     with pytest.raises(ValueError, match=message):
         Executor().Do(_inputs(root), _outputs(tmp_path), {**PARAMS, **extra})
     _assert_nothing_published(tmp_path)
+
+
+def test_the_executor_streams_and_never_reads_a_split_into_memory(testdata, tmp_path, monkeypatch):
+    from recsel.tfx import _data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a whole split was read into memory")
+
+    monkeypatch.setattr(_data, "read_split", refuse)
+    monkeypatch.setattr(_data, "table_to_frame", refuse)
+    root, _ = testdata
+    out = tmp_path / "out"
+    Executor().Do(_inputs(root), _outputs(out), dict(PARAMS))
+    selection = json.loads((out / "feature_selection" / "selection.json").read_text())
+    assert len(selection["selected"]) == PARAMS["num_features"]
+    assert selection["provenance"]["train_rows_seen"] >= 600
