@@ -102,6 +102,7 @@ def select(
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 50,
     step_callback: Callable[[int], None] | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> SelectionResult:
     """Selects features and their embedding widths with Sequential Attention.
 
@@ -122,6 +123,11 @@ def select(
             success.
         checkpoint_every: Steps between checkpoints.
         step_callback: Called with the global step after every training step.
+        strategy: Train under this ``tf.distribute`` strategy (MirroredStrategy,
+            MultiWorkerMirroredStrategy with workers from ``TF_CONFIG``, TPUStrategy).
+            The selection state is replica-safe, so every replica ends with the same
+            selection. With several workers, give each worker a training stream of its
+            own shards; resuming is then not supported (no checkpoints).
 
     Returns:
         The ``SelectionResult``.
@@ -144,6 +150,7 @@ def select(
         checkpoint_dir,
         checkpoint_every,
         step_callback,
+        strategy=strategy,
     )
     resumed = trainer.restore() or {}
     if resumed and progress:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -68,6 +69,11 @@ class SelectionTrainer:
             position and run bookkeeping (None: no checkpoints).
         checkpoint_every: Steps between checkpoints.
         step_callback: Called with the global step after every training step.
+        strategy: A ``tf.distribute`` strategy to train under (MirroredStrategy,
+            MultiWorkerMirroredStrategy, TPUStrategy); None: the default strategy. Under
+            several workers, each worker's training source reads its own shards
+            (``StreamOptions(num_workers=..., worker_index=...)``), and checkpoints are
+            off.
     """
 
     def __init__(
@@ -82,8 +88,20 @@ class SelectionTrainer:
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 50,
         step_callback: Callable[[int], None] | None = None,
+        *,
+        strategy: tf.distribute.Strategy | None = None,
     ):
         tf_keras.utils.set_random_seed(config.seed)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        if checkpoint_dir and self.strategy.extended._in_multi_worker_mode():
+            # Workers split each global batch, so "batches read" is not the step count
+            # there; resuming a multi-worker run is not supported yet.
+            warnings.warn(
+                "Checkpoints are off under a multi-worker strategy: a preempted multi-worker "
+                "selection restarts from the beginning.",
+                stacklevel=3,
+            )
+            checkpoint_dir = None
         self.features, self.label, self.config = features, label, config
         self.train_source = as_source(train, features, label, "train")
         self.valid_source = as_source(valid, features, label, "valid")
@@ -92,18 +110,21 @@ class SelectionTrainer:
         )
         self._valid_batches = None  # built on first evaluation, then re-iterated
         self.progress = progress
-        self.layer = SequentialAttentionEmbedding(
-            features,
-            chunk_size=config.chunk_size,
-            l2=config.l2,
-            logit_scale=config.logit_scale,
-            seed=config.seed,
-        )
-        self.model = Ranker(self.layer, config.hidden_units, seed=config.seed, tower=config.tower)
-        self.model.compile(
-            optimizer=tf_keras.optimizers.Adam(config.learning_rate),
-            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
-        )
+        with self.strategy.scope():  # variables (and so the selection state) per replica
+            self.layer = SequentialAttentionEmbedding(
+                features,
+                chunk_size=config.chunk_size,
+                l2=config.l2,
+                logit_scale=config.logit_scale,
+                seed=config.seed,
+            )
+            self.model = Ranker(
+                self.layer, config.hidden_units, seed=config.seed, tower=config.tower
+            )
+            self.model.compile(
+                optimizer=tf_keras.optimizers.Adam(config.learning_rate),
+                loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
+            )
         self._iterator = self._open_stream(skip_batches=0)
         self._train_fn = self.model.make_train_function()
         self.total_steps = config.planned_steps(self.train_source.num_rows)
@@ -116,7 +137,8 @@ class SelectionTrainer:
         self._manager = None
         # Building the optimizer's slots now means the train step is traced once, not
         # twice (a first trace that creates variables is thrown away).
-        self.model.optimizer.build(self.model.trainable_variables)
+        with self.strategy.scope():
+            self.model.optimizer.build(self.model.trainable_variables)
         if checkpoint_dir:
             # Run bookkeeping rides inside the checkpoint, so state and weights never disagree.
             # The iterator is left out: it would serialise its shuffle buffer (data).
@@ -135,6 +157,10 @@ class SelectionTrainer:
             num_epochs=None,
             skip_batches=skip_batches,
         )
+        if self.strategy.num_replicas_in_sync > 1 or self.strategy.extended._in_multi_worker_mode():
+            # Each global batch is split across the replicas; the step count (and so the
+            # selection schedule) is the same on every worker.
+            return iter(self.strategy.experimental_distribute_dataset(dataset))
         return iter(dataset)
 
     # ---------------------------------------------------------------- checkpoints

@@ -190,6 +190,12 @@ class FileStream:
         else:
             batches = rows.ragged_batch(batch_size).skip(int(skip_batches))
             batches = batches.map(self._split_label)
+        if opts.num_workers > 1:  # already sharded by file: tf.distribute must not re-shard
+            sharding = tf.data.Options()
+            sharding.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.OFF
+            )
+            batches = batches.with_options(sharding)
         return batches.prefetch(tf.data.AUTOTUNE)
 
     def sample_frame(self, rows: int) -> pd.DataFrame:
