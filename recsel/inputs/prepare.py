@@ -75,6 +75,8 @@ def prepare_streams(
     batch_size: int = 256,
     shuffle_buffer: int = 10_000,
     seed: int = 0,
+    worker_index: int = 0,
+    num_workers: int = 1,
     pipeline_options: PipelineOptions | None = None,
 ) -> StreamInputs:
     """Streams and specs for ``select()`` from file patterns, in one statistics pass.
@@ -95,6 +97,8 @@ def prepare_streams(
         batch_size: Training batch size.
         shuffle_buffer: Rows in the training stream's shuffle buffer.
         seed: Shuffle seed.
+        worker_index: This worker's index (multi-worker training reads disjoint shards).
+        num_workers: Workers training together.
         pipeline_options: Beam options for the statistics pass.
 
     Returns:
@@ -133,7 +137,13 @@ def prepare_streams(
     train = FileStream(
         train_files,
         features,
-        StreamOptions(batch_size, shuffle_buffer=shuffle_buffer, seed=seed),
+        StreamOptions(
+            batch_size,
+            shuffle_buffer=shuffle_buffer,
+            seed=seed,
+            num_workers=num_workers,
+            worker_index=worker_index,
+        ),
         label,
         num_rows=num_rows(statistics),
     )

@@ -94,3 +94,25 @@ def test_statistics_that_do_not_match_the_data_name_the_feature(shards, tmp_path
     err = capsys.readouterr().err
     assert code == 2
     assert "['country'] not found" in err and "data-00000-of-00004.tfrecord.gz" in err
+
+
+def test_multi_worker_without_tf_config_says_what_to_set(shards, tmp_path, capsys, monkeypatch):
+    root, data = shards
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    code = main(
+        ["select", str(root), "--label", data.label, "--strategy", "multi-worker",
+         "--output-dir", str(tmp_path / "o")]
+    )  # fmt: skip
+    assert code == 2
+    assert "reads the cluster from TF_CONFIG, which is not set" in capsys.readouterr().err
+
+
+def test_select_under_the_mirrored_strategy_flag(shards, tmp_path, capsys):
+    root, data = shards
+    out = tmp_path / "out"
+    code = main(
+        ["select", str(root), "--label", data.label, "--num-features", "2", "--batch-size",
+         "64", "--strategy", "mirrored", "--output-dir", str(out), "--quiet"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert len(json.loads((out / "selection.json").read_text())["selected"]) == 2
