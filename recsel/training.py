@@ -35,6 +35,8 @@ from recsel.model import Ranker
 # Attention trajectories keep at most this many points; past it every other point is
 # dropped and the recording interval doubles, so memory and checkpoints stay flat.
 MAX_TRAJECTORY_POINTS = 512
+# Most training steps in one compiled call (fewer Python round trips per step).
+MAX_STEPS_PER_CALL = 100
 # Rows kept in memory as serving-latency inputs (calibration and budget rounds).
 SERVING_SAMPLE_ROWS = 2048
 
@@ -93,6 +95,9 @@ class SelectionTrainer:
     ):
         tf_keras.utils.set_random_seed(config.seed)
         self.strategy = strategy or tf.distribute.get_strategy()
+        self._distributed = (
+            self.strategy.num_replicas_in_sync > 1 or self.strategy.extended._in_multi_worker_mode()
+        )
         if checkpoint_dir and self.strategy.extended._in_multi_worker_mode():
             # Workers split each global batch, so "batches read" is not the step count
             # there; resuming a multi-worker run is not supported yet.
@@ -121,9 +126,14 @@ class SelectionTrainer:
             self.model = Ranker(
                 self.layer, config.hidden_units, seed=config.seed, tower=config.tower
             )
+            # A multi-step train function; each call's step count is set before it runs.
+            # Not across replicas: the all-gather of sparse embedding gradients inside
+            # the loop fails when replicas look up different numbers of rows.
+            self._max_steps_per_call = 1 if self._distributed else MAX_STEPS_PER_CALL
             self.model.compile(
                 optimizer=tf_keras.optimizers.Adam(config.learning_rate),
                 loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
+                steps_per_execution=self._max_steps_per_call,
             )
         self._iterator = self._open_stream(skip_batches=0)
         self._train_fn = self.model.make_train_function()
@@ -157,7 +167,7 @@ class SelectionTrainer:
             num_epochs=None,
             skip_batches=skip_batches,
         )
-        if self.strategy.num_replicas_in_sync > 1 or self.strategy.extended._in_multi_worker_mode():
+        if self._distributed:
             # Each global batch is split across the replicas; the step count (and so the
             # selection schedule) is the same on every worker.
             return iter(self.strategy.experimental_distribute_dataset(dataset))
@@ -206,47 +216,72 @@ class SelectionTrainer:
         return int(self.layer.feature_attention.step.numpy())
 
     def train(self, num_steps: int, description: str = "training") -> float:
-        """Runs ``num_steps`` steps; returns the mean loss of the last 50.
+        """Runs ``num_steps`` steps, many per compiled call; returns the running mean loss.
+
+        Steps run in chunks inside one ``tf.function`` call (Keras' ``tf.range`` loop
+        over ``steps_per_execution``, set per call), so Python costs are paid per chunk,
+        not per step, and selection events stay at their exact steps (they are in-graph).
+        A chunk ends just before a selection event (to record the weight the winner was
+        chosen at), at a trajectory point, at a checkpoint, after every step when a
+        ``step_callback`` is set, or after ``MAX_STEPS_PER_CALL`` steps.
 
         Every ``checkpoint_every`` steps it checkpoints, with the run state that
         ``state_provider(steps_done_in_this_call)`` returns.
         """
         attention = self.layer.feature_attention
-        events = set(int(s) for s in attention.schedule.numpy() if s < np.iinfo(np.int64).max)
-        losses: list[float] = []
+        never = np.iinfo(np.int64).max
+        events = sorted(int(s) for s in attention.schedule.numpy() if s < never)
+        loss = float("nan")
         bar = tqdm(
             total=num_steps, desc=description, disable=not self.progress, leave=False, unit="step"
         )
-        for done in range(1, num_steps + 1):
-            upcoming = self.step + 1
-            before = attention.attention_weights().numpy() if upcoming in events else None
-            seen = len(attention.selected_indices()) if before is not None else 0
+        done, step = 0, self.step
+        while done < num_steps:
+            length = self._chunk_length(step, num_steps - done, events)
+            at_event = (step + 1) in events
+            before = attention.attention_weights().numpy() if at_event else None
+            seen = len(attention.selected_indices()) if at_event else 0
+            if self._max_steps_per_call > 1:
+                self.model._steps_per_execution.assign(length)
             try:
                 logs = self._train_fn(self._iterator)
             except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
                 raise _explained(self.train_source, err) from err
-            losses.append(float(logs["loss"]))
+            done, step = done + length, step + length
+            loss = float(logs["loss"])
             if before is not None:
                 for index in attention.selected_indices()[seen:]:
                     self.selection_weights[self.features.names[index]] = float(before[index])
-            if self.step % (self.config.log_every * self._trajectory_stride) == 0:
+            if step % (self.config.log_every * self._trajectory_stride) == 0:
                 self._record()
-            bar.update(1)
+            bar.update(length)
             if self.step_callback is not None:
-                self.step_callback(self.step)
-            if (
-                self._manager is not None
-                and self.state_provider
-                and self.step % self.checkpoint_every == 0
-            ):
+                self.step_callback(step)
+            if self._checkpointing and step % self.checkpoint_every == 0:
                 self.save(self.state_provider(done))
-            if done % 20 == 0:
-                bar.set_postfix(
-                    loss=f"{np.mean(losses[-50:]):.4f}", selected=len(attention.selected_indices())
-                )
+            bar.set_postfix(loss=f"{loss:.4f}", selected=len(attention.selected_indices()))
         bar.close()
         self._record()
-        return float(np.mean(losses[-50:]))
+        return loss
+
+    @property
+    def _checkpointing(self) -> bool:
+        return self._manager is not None and self.state_provider is not None
+
+    def _chunk_length(self, step: int, remaining: int, events: list[int]) -> int:
+        """Steps to run in the next compiled call, starting after global step ``step``."""
+        if self.step_callback is not None:
+            return 1
+        length = min(remaining, self._max_steps_per_call)
+        first = step + 1
+        upcoming = [e for e in events if e > first]
+        if upcoming:  # the next event must start a chunk
+            length = min(length, upcoming[0] - first)
+        every = self.config.log_every * self._trajectory_stride
+        length = min(length, every - step % every)
+        if self._checkpointing:
+            length = min(length, self.checkpoint_every - step % self.checkpoint_every)
+        return max(1, length)
 
     def _record(self) -> None:
         step = self.step
