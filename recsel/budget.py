@@ -97,7 +97,7 @@ class BudgetController:
                 trainer.features,
                 config.hidden_units,
                 config.serving_batch_size,
-                trainer.valid,
+                trainer.serving_sample,
                 seed=config.seed,
                 progress=trainer.progress,
                 tower=config.tower,
@@ -205,7 +205,7 @@ class BudgetController:
 
     def _load(self, model, kept: FeatureSet) -> ServingTarget:
         return load_serving_target(
-            model, kept, self.trainer.valid, self.config.serving_batch_size, self.workdir
+            model, kept, self.trainer.serving_sample, self.config.serving_batch_size, self.workdir
         )
 
     def _measure(self, model, kept: FeatureSet) -> tuple[LatencyStats, LatencyStats | None]:

@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -177,6 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--categorical", nargs="*", default=[], help="Integer columns to treat as categorical."
     )
     sel.add_argument(
+        "--stream",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="Stream the shards (one statistics pass, bounded memory) instead of reading "
+        "them into memory. auto: stream TFRecord or Parquet data of two or more shards.",
+    )
+    sel.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multi-worker"],
+        default="default",
+        help="tf.distribute strategy for the selection's training (streaming only): "
+        "mirrored (this machine's devices) or multi-worker (workers from TF_CONFIG, as on "
+        "Vertex AI Training; each worker streams its own shards, the chief writes outputs).",
+    )
+    sel.add_argument(
+        "--shuffle-buffer",
+        type=int,
+        default=10_000,
+        help="Rows in the streaming shuffle buffer (memory is bounded by it).",
+    )
+    sel.add_argument(
         "--nan-policy",
         choices=["raise", "impute"],
         default="raise",
@@ -231,7 +253,9 @@ def _checkpoint_dir(args: argparse.Namespace) -> str:
     return args.checkpoint_dir or args.output_dir.rstrip("/") + ".checkpoint"
 
 
-def _select_and_write(args: argparse.Namespace, config, train, valid, features, schema=None):
+def _select_and_write(
+    args: argparse.Namespace, config, train, valid, features, schema=None, strategy=None
+):
     """The shared tail of both commands: one ``select()``, one output writer, a summary."""
     from recsel.outputs import write_outputs
     from recsel.selection import select
@@ -244,6 +268,7 @@ def _select_and_write(args: argparse.Namespace, config, train, valid, features, 
         log_dir=args.log_dir,
         progress=not args.quiet,
         checkpoint_dir=_checkpoint_dir(args),
+        strategy=strategy,
     )
     write_outputs(result, features, args.output_dir, input_schema=schema, overwrite=args.overwrite)
     print(result.summary())
@@ -255,8 +280,12 @@ def run_select(args: argparse.Namespace) -> int:
     from recsel.atomic import check_output_dir
     from recsel.features import FeatureSet
 
+    # A multi-worker strategy must exist before TensorFlow runs its first op.
+    strategy = _make_strategy(args.strategy)
     config = config_from_args(args)
     check_output_dir(args.output_dir, args.overwrite)
+    if strategy is not None or _should_stream(args):
+        return _run_select_streaming(args, config, strategy)
     frame = tabular.read_table(args.data, label=args.label)
     schema = None
     if args.validation_data:
@@ -296,6 +325,94 @@ def run_select(args: argparse.Namespace) -> int:
         source=args.validation_data or args.data,
     )
     _select_and_write(args, config, train, valid, features, schema)
+    print(f"Outputs written to {args.output_dir}")
+    return 0
+
+
+def _should_stream(args: argparse.Namespace) -> bool:
+    if args.stream != "auto":
+        return args.stream == "on"
+    from recsel._table_io import format_of
+    from recsel.inputs.readers import resolve_paths
+
+    files = resolve_paths(args.data)
+    return len(files) >= 2 and format_of(files[0]) in ("tfrecord", "parquet")
+
+
+def _make_strategy(name: str):
+    if name == "default":
+        return None
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError(
+            "--strategy multi-worker reads the cluster from TF_CONFIG, which is not set; "
+            "set it on every worker (Vertex AI Training does), or use --strategy mirrored."
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _worker(strategy) -> tuple[int, int]:
+    """(this worker's index, number of workers); the chief, if any, is worker 0."""
+    if strategy is None or not strategy.extended._in_multi_worker_mode():
+        return 0, 1
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict()
+    chiefs = len(cluster.get("chief", []))
+    index = 0 if resolver.task_type == "chief" else resolver.task_id + chiefs
+    return index, chiefs + len(cluster.get("worker", []))
+
+
+def _run_select_streaming(args: argparse.Namespace, config, strategy=None) -> int:
+    """``recsel select`` on a stream: statistics pass, specs, FileStreams; no frame."""
+    import tempfile
+
+    from recsel import inference
+    from recsel.features import FeatureSet
+    from recsel.inputs.prepare import prepare_streams
+
+    if args.time_column or args.nan_policy != "raise":
+        flag = "--time-column" if args.time_column else "--nan-policy impute"
+        raise ValueError(
+            f"{flag} needs the whole table in memory; it is not available while streaming. "
+            "Write the split (or the imputed values) into the shards, or pass --stream off."
+        )
+    features = FeatureSet.from_json(args.features) if args.features else None
+    if features is not None and features.label is None:
+        features = FeatureSet(features.features, args.label)
+    worker, workers = _worker(strategy)
+    inputs = prepare_streams(
+        args.data,
+        args.label,
+        work_dir=os.path.join(_checkpoint_dir(args), f"statistics-{worker}"),
+        worker_index=worker,
+        num_workers=workers,
+        validation_data=args.validation_data,
+        validation_fraction=args.validation_fraction,
+        features=features,
+        schema_path=args.schema,
+        statistics_path=args.statistics,
+        categorical=args.categorical,
+        exclude=args.exclude,
+        embedding_dim=args.embedding_dim,
+        frequency_threshold=args.min_count or inference.DEFAULT_MIN_COUNT,
+        batch_size=config.batch_size,
+        shuffle_buffer=args.shuffle_buffer,
+        seed=config.seed,
+    )
+    print(
+        f"Streaming {len(inputs.train.files)} training and {len(inputs.valid.files)} "
+        f"validation shard(s); {inputs.train.num_rows} training rows (from the statistics).",
+        flush=True,
+    )
+    if worker != 0:  # the chief publishes; the other workers' copies are thrown away
+        args.output_dir = tempfile.mkdtemp(prefix=f"recsel-worker-{worker}-")
+        args.overwrite = True
+    _select_and_write(
+        args, config, inputs.train, inputs.valid, inputs.features, inputs.schema, strategy
+    )
     print(f"Outputs written to {args.output_dir}")
     return 0
 

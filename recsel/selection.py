@@ -26,6 +26,7 @@ import tensorflow as tf
 from recsel import _explain
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
+from recsel.inputs.source import BatchSource
 from recsel.model import prune_ranker
 from recsel.result import RoundRecord, SelectionResult
 from recsel.schedule import Schedule, fit_schedule
@@ -70,8 +71,8 @@ def _finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict
 
 
 def select(
-    train: pd.DataFrame,
-    valid: pd.DataFrame,
+    train: pd.DataFrame | BatchSource,
+    valid: pd.DataFrame | BatchSource,
     features: FeatureSet,
     config: SelectionConfig | None = None,
     *,
@@ -81,6 +82,7 @@ def select(
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 50,
     step_callback: Callable[[int], None] | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> SelectionResult:
     """Selects features and their embedding widths with Sequential Attention.
 
@@ -99,6 +101,11 @@ def select(
             success.
         checkpoint_every: Steps between checkpoints.
         step_callback: Called with the global step after every training step.
+        strategy: Train under this ``tf.distribute`` strategy (MirroredStrategy,
+            MultiWorkerMirroredStrategy with workers from ``TF_CONFIG``, TPUStrategy).
+            The selection state is replica-safe, so every replica ends with the same
+            selection. With several workers, give each worker a training stream of its
+            own shards; resuming is then not supported (no checkpoints).
 
     Returns:
         The ``SelectionResult``.
@@ -128,6 +135,7 @@ def select(
             checkpoint_dir,
             checkpoint_every,
             step_callback,
+            strategy=strategy,
         ),
     )
     resumed = trainer.restore() or {}
@@ -221,10 +229,11 @@ def select(
         if stop:
             break
     rows_seen = trainer.step * config.batch_size
-    if rows_seen > 1.05 * len(train) * max(1.0, config.epochs):
+    train_rows = trainer.train_source.num_rows
+    if rows_seen > 1.05 * train_rows * max(1.0, config.epochs):
         warnings.warn(
             f"recsel: selection made {trainer.step} steps at batch {config.batch_size}, "
-            f"{rows_seen / max(1, len(train)):.2f} passes over the {len(train)} training rows, "
+            f"{rows_seen / max(1, train_rows):.2f} passes over the {train_rows} training rows, "
             "so examples repeated; repeated examples favour memorisable ID-like features. "
             "Drop train_steps to let the schedule fit the data, or use more rows.",
             stacklevel=2,
@@ -259,8 +268,8 @@ def select(
 
 
 def _prepare(
-    train: pd.DataFrame,
-    valid: pd.DataFrame,
+    train: pd.DataFrame | BatchSource,
+    valid: pd.DataFrame | BatchSource,
     features: FeatureSet,
     config: SelectionConfig,
     k: int | None,
@@ -286,8 +295,9 @@ def _prepare(
         target = min(k, fit) if k else fit
     else:
         target = k
+    train_rows = train.num_rows if isinstance(train, BatchSource) else len(train)
     schedule = fit_schedule(
-        len(train),
+        train_rows,
         target,
         len(features),
         mean_chunks,
@@ -296,7 +306,7 @@ def _prepare(
     )
     if schedule.notes:
         warnings.warn(
-            f"recsel: {len(train)} training rows are short for {sum(schedule.rounds)} selections at "
+            f"recsel: {train_rows} training rows are short for {sum(schedule.rounds)} selections at "
             f"batch {config.batch_size} in one pass, and repeating examples would let ID-like "
             f"features win by memorisation; so {'; '.join(schedule.notes)}.",
             stacklevel=3,

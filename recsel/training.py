@@ -4,12 +4,19 @@ One persistent iterator feeds every round, so across the whole run each training
 example is seen about ``epochs`` times (once by default) — repeated examples let
 ID-like features win by memorisation. Attention trajectories are recorded for the
 report and written to TensorBoard when a log directory is given.
+
+Checkpoints hold state, never data: the model, the optimizer, the selection state and
+the run bookkeeping. The input position is the global step (every training step reads
+exactly one batch), and a source's batch order is a function of its seed, so a resumed
+run rebuilds the stream and skips that many batches. The checkpoint's size therefore
+does not grow with the rows, and the trajectory is thinned to a bounded length.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -20,10 +27,18 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
+from recsel.inputs.source import BatchSource, as_source
 from recsel.layer import SequentialAttentionEmbedding
 from recsel.model import Ranker
 from recsel.progress import Progress
-from recsel.tabular import to_dataset
+
+# Attention trajectories keep at most this many points; past it every other point is
+# dropped and the recording interval doubles, so memory and checkpoints stay flat.
+MAX_TRAJECTORY_POINTS = 512
+# Most training steps in one compiled call (fewer Python round trips per step).
+MAX_STEPS_PER_CALL = 100
+# Rows kept in memory as serving-latency inputs (calibration and budget rounds).
+SERVING_SAMPLE_ROWS = 2048
 
 
 def config_hash(config: SelectionConfig, features: FeatureSet) -> str:
@@ -34,13 +49,20 @@ def config_hash(config: SelectionConfig, features: FeatureSet) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _explained(source: BatchSource, error: Exception) -> Exception:
+    """A stream's own account of an input error (which shard, which feature), if it has one."""
+    explain = getattr(source, "explain_error", None)
+    return explain(error) if explain is not None else error
+
+
 class SelectionTrainer:
     """Builds the gated ranker and trains it step by step.
 
     Args:
         features: Candidate features.
-        train: Cleaned training frame.
-        valid: Cleaned validation frame.
+        train: Training rows: a cleaned frame, or a ``BatchSource`` such as
+            ``recsel.inputs.FileStream`` (streamed, never materialised).
+        valid: Validation rows, as a frame or a ``BatchSource``.
         label: Label column.
         config: Selection settings.
         log_dir: TensorBoard log directory (None: no summaries).
@@ -49,13 +71,18 @@ class SelectionTrainer:
             position and run bookkeeping (None: no checkpoints).
         checkpoint_every: Steps between checkpoints.
         step_callback: Called with the global step after every training step.
+        strategy: A ``tf.distribute`` strategy to train under (MirroredStrategy,
+            MultiWorkerMirroredStrategy, TPUStrategy); None: the default strategy. Under
+            several workers, each worker's training source reads its own shards
+            (``StreamOptions(num_workers=..., worker_index=...)``), and checkpoints are
+            off.
     """
 
     def __init__(
         self,
         features: FeatureSet,
-        train: pd.DataFrame,
-        valid: pd.DataFrame,
+        train: pd.DataFrame | BatchSource,
+        valid: pd.DataFrame | BatchSource,
         label: str,
         config: SelectionConfig,
         log_dir: str | None = None,
@@ -63,31 +90,56 @@ class SelectionTrainer:
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 50,
         step_callback: Callable[[int], None] | None = None,
+        *,
+        strategy: tf.distribute.Strategy | None = None,
     ):
         tf_keras.utils.set_random_seed(config.seed)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self._distributed = (
+            self.strategy.num_replicas_in_sync > 1 or self.strategy.extended._in_multi_worker_mode()
+        )
+        if checkpoint_dir and self.strategy.extended._in_multi_worker_mode():
+            # Workers split each global batch, so "batches read" is not the step count
+            # there; resuming a multi-worker run is not supported yet.
+            warnings.warn(
+                "Checkpoints are off under a multi-worker strategy: a preempted multi-worker "
+                "selection restarts from the beginning.",
+                stacklevel=3,
+            )
+            checkpoint_dir = None
         self.features, self.label, self.config = features, label, config
-        self.valid = valid
+        self.train_source = as_source(train, features, label, "train")
+        self.valid_source = as_source(valid, features, label, "valid")
+        self.serving_sample = self.valid_source.sample_frame(
+            max(SERVING_SAMPLE_ROWS, config.serving_batch_size)
+        )
+        self._valid_batches = None  # built on first evaluation, then re-iterated
         self.progress = progress
-        self.layer = SequentialAttentionEmbedding(
-            features,
-            chunk_size=config.chunk_size,
-            l2=config.l2,
-            logit_scale=config.logit_scale,
-            seed=config.seed,
-        )
-        self.model = Ranker(self.layer, config.hidden_units, seed=config.seed, tower=config.tower)
-        self.model.compile(
-            optimizer=tf_keras.optimizers.Adam(config.learning_rate),
-            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
-        )
-        dataset = to_dataset(
-            train, features, label, config.batch_size, shuffle=True, seed=config.seed, repeat=True
-        )
-        self._iterator = iter(dataset)
-        self._train = train
+        with self.strategy.scope():  # variables (and so the selection state) per replica
+            self.layer = SequentialAttentionEmbedding(
+                features,
+                chunk_size=config.chunk_size,
+                l2=config.l2,
+                logit_scale=config.logit_scale,
+                seed=config.seed,
+            )
+            self.model = Ranker(
+                self.layer, config.hidden_units, seed=config.seed, tower=config.tower
+            )
+            # A multi-step train function; each call's step count is set before it runs.
+            # Not across replicas: the all-gather of sparse embedding gradients inside
+            # the loop fails when replicas look up different numbers of rows.
+            self._max_steps_per_call = 1 if self._distributed else MAX_STEPS_PER_CALL
+            self.model.compile(
+                optimizer=tf_keras.optimizers.Adam(config.learning_rate),
+                loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
+                steps_per_execution=self._max_steps_per_call,
+            )
+        self._iterator = self._open_stream(skip_batches=0)
         self._train_fn = self.model.make_train_function()
-        self.total_steps = config.planned_steps(len(train))
+        self.total_steps = config.planned_steps(self.train_source.num_rows)
         self.trajectory: dict = {"steps": [], "weights": {n: [] for n in features.names}}
+        self._trajectory_stride = 1
         self.selection_weights: dict[str, float] = {}
         self._writer = tf.summary.create_file_writer(log_dir) if log_dir else None
         self.step_callback = step_callback
@@ -95,18 +147,31 @@ class SelectionTrainer:
         self._manager = None
         # Building the optimizer's slots now means the train step is traced once, not
         # twice (a first trace that creates variables is thrown away).
-        self.model.optimizer.build(self.model.trainable_variables)
+        with self.strategy.scope():
+            self.model.optimizer.build(self.model.trainable_variables)
         if checkpoint_dir:
             # Run bookkeeping rides inside the checkpoint, so state and weights never disagree.
+            # The iterator is left out: it would serialise its shuffle buffer (data).
             self._state_json = tf.Variable("", dtype=tf.string, trainable=False)
             checkpoint = tf.train.Checkpoint(
-                model=self.model,
-                optimizer=self.model.optimizer,
-                iterator=self._iterator,
-                state=self._state_json,
+                model=self.model, optimizer=self.model.optimizer, state=self._state_json
             )
             self._manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
         self.state_provider: Callable[[], dict] | None = None
+
+    def _open_stream(self, skip_batches: int):
+        dataset = self.train_source.dataset(
+            self.config.batch_size,
+            seed=self.config.seed,
+            shuffle=True,
+            num_epochs=None,
+            skip_batches=skip_batches,
+        )
+        if self._distributed:
+            # Each global batch is split across the replicas; the step count (and so the
+            # selection schedule) is the same on every worker.
+            return iter(self.strategy.experimental_distribute_dataset(dataset))
+        return iter(dataset)
 
     # ---------------------------------------------------------------- checkpoints
     def restore(self) -> dict | None:
@@ -123,7 +188,9 @@ class SelectionTrainer:
                 "settings or features; delete its directory or rerun with the same settings."
             )
         self.trajectory = state["trajectory"]
+        self._trajectory_stride = state.get("trajectory_stride", 1)
         self.selection_weights = state["selection_weights"]
+        self._iterator = self._open_stream(skip_batches=self.step)
         return state
 
     def save(self, state: dict) -> None:
@@ -134,6 +201,7 @@ class SelectionTrainer:
             **state,
             "config_hash": config_hash(self.config, self.features),
             "trajectory": self.trajectory,
+            "trajectory_stride": self._trajectory_stride,
             "selection_weights": self.selection_weights,
         }
         self._state_json.assign(json.dumps(state))
@@ -148,42 +216,70 @@ class SelectionTrainer:
         return int(self.layer.feature_attention.step.numpy())
 
     def train(self, num_steps: int, description: str = "training") -> float:
-        """Runs ``num_steps`` steps; returns the mean loss of the last 50.
+        """Runs ``num_steps`` steps, many per compiled call; returns the running mean loss.
+
+        Steps run in chunks inside one ``tf.function`` call (Keras' ``tf.range`` loop
+        over ``steps_per_execution``, set per call), so Python costs are paid per chunk,
+        not per step, and selection events stay at their exact steps (they are in-graph).
+        A chunk ends just before a selection event (to record the weight the winner was
+        chosen at), at a trajectory point, at a checkpoint, after every step when a
+        ``step_callback`` is set, or after ``MAX_STEPS_PER_CALL`` steps.
 
         Every ``checkpoint_every`` steps it checkpoints, with the run state that
         ``state_provider(steps_done_in_this_call)`` returns.
         """
         attention = self.layer.feature_attention
-        events = set(int(s) for s in attention.schedule.numpy() if s < np.iinfo(np.int64).max)
-        losses: list[float] = []
+        never = np.iinfo(np.int64).max
+        events = sorted(int(s) for s in attention.schedule.numpy() if s < never)
+        loss = float("nan")
         bar = Progress(num_steps, description, unit="step", enabled=self.progress)
-        for done in range(1, num_steps + 1):
-            upcoming = self.step + 1
-            before = attention.attention_weights().numpy() if upcoming in events else None
-            seen = len(attention.selected_indices()) if before is not None else 0
-            logs = self._train_fn(self._iterator)
-            losses.append(float(logs["loss"]))
+        done, step = 0, self.step
+        while done < num_steps:
+            length = self._chunk_length(step, num_steps - done, events)
+            at_event = (step + 1) in events
+            before = attention.attention_weights().numpy() if at_event else None
+            seen = len(attention.selected_indices()) if at_event else 0
+            if self._max_steps_per_call > 1:
+                self.model._steps_per_execution.assign(length)
+            try:
+                logs = self._train_fn(self._iterator)
+            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+                raise _explained(self.train_source, err) from err
+            done, step = done + length, step + length
+            loss = float(logs["loss"])
             if before is not None:
                 for index in attention.selected_indices()[seen:]:
                     self.selection_weights[self.features.names[index]] = float(before[index])
-            if self.step % self.config.log_every == 0:
+            if step % (self.config.log_every * self._trajectory_stride) == 0:
                 self._record()
-            bar.update(1)
+            bar.update(length)
             if self.step_callback is not None:
-                self.step_callback(self.step)
-            if (
-                self._manager is not None
-                and self.state_provider
-                and self.step % self.checkpoint_every == 0
-            ):
+                self.step_callback(step)
+            if self._checkpointing and step % self.checkpoint_every == 0:
                 self.save(self.state_provider(done))
-            if done % 20 == 0:
-                bar.set_postfix(
-                    loss=f"{np.mean(losses[-50:]):.4f}", selected=len(attention.selected_indices())
-                )
+            bar.set_postfix(loss=f"{loss:.4f}", selected=len(attention.selected_indices()))
         bar.close()
         self._record()
-        return float(np.mean(losses[-50:]))
+        return loss
+
+    @property
+    def _checkpointing(self) -> bool:
+        return self._manager is not None and self.state_provider is not None
+
+    def _chunk_length(self, step: int, remaining: int, events: list[int]) -> int:
+        """Steps to run in the next compiled call, starting after global step ``step``."""
+        if self.step_callback is not None:
+            return 1
+        length = min(remaining, self._max_steps_per_call)
+        first = step + 1
+        upcoming = [e for e in events if e > first]
+        if upcoming:  # the next event must start a chunk
+            length = min(length, upcoming[0] - first)
+        every = self.config.log_every * self._trajectory_stride
+        length = min(length, every - step % every)
+        if self._checkpointing:
+            length = min(length, self.checkpoint_every - step % self.checkpoint_every)
+        return max(1, length)
 
     def _record(self) -> None:
         step = self.step
@@ -193,6 +289,11 @@ class SelectionTrainer:
         self.trajectory["steps"].append(step)
         for name, value in zip(self.features.names, weights):
             self.trajectory["weights"][name].append(round(float(value), 6))
+        if len(self.trajectory["steps"]) > MAX_TRAJECTORY_POINTS:
+            self._trajectory_stride *= 2
+            self.trajectory["steps"] = self.trajectory["steps"][::2]
+            for name in self.features.names:
+                self.trajectory["weights"][name] = self.trajectory["weights"][name][::2]
         if self._writer is not None:
             with self._writer.as_default(step=step):
                 tf.summary.scalar(
@@ -208,11 +309,19 @@ class SelectionTrainer:
             self._writer.flush()
 
     def evaluate(self, model: tf_keras.Model, features: FeatureSet) -> dict[str, float]:
-        """Validation AUC and log loss of ``model`` (which reads ``features``)."""
-        dataset = to_dataset(self.valid, features, None, 4096)
-        logits = np.concatenate([model(batch, training=False).numpy()[:, 0] for batch in dataset])
+        """Validation AUC and log loss of ``model`` (which reads ``features``), streamed."""
+        if self._valid_batches is None:
+            self._valid_batches = self.valid_source.dataset(4096, shuffle=False, num_epochs=1)
+        logits, labels = [], []
+        try:
+            for inputs, label in self._valid_batches:
+                kept = {name: inputs[name] for name in features.names}
+                logits.append(model(kept, training=False).numpy()[:, 0])
+                labels.append(label.numpy())
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+            raise _explained(self.valid_source, err) from err
+        logits, labels = np.concatenate(logits), np.concatenate(labels)
         probability = 1.0 / (1.0 + np.exp(-logits))
-        labels = self.valid[self.label].to_numpy()
         if len(np.unique(labels)) < 2:
             raise ValueError(
                 "The validation split has a single label class; AUC is undefined. Use more rows."

@@ -14,7 +14,6 @@ import os
 import uuid
 from typing import Any
 
-import pandas as pd
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx import types
@@ -24,11 +23,12 @@ from tfx.utils import io_utils
 
 from recsel.atomic import atomic_write_text, read_text
 from recsel.features import FeatureSet
+from recsel.inputs.statistics import num_rows
+from recsel.inputs.tfxio_source import TFXIOSource, check_against_statistics
 from recsel.outputs import write_outputs
 from recsel.result import SelectionResult
 from recsel.schema_io import feature_set_from_schema, read_schema
 from recsel.selection import select
-from recsel.tabular import validate_frame
 from recsel.tfx import _data, spec
 from recsel.tfx._params import SelectorParams, load_tower, parse_params
 
@@ -39,7 +39,9 @@ _LOG = logging.getLogger("recsel.tfx")
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Selects features and embedding widths with Sequential Attention.
 
-    Reads the train and eval splits with TFXIO, builds the candidate ``FeatureSet``
+    Streams the train and eval splits with TFXIO (``TensorFlowDataset``, as Trainer
+    reads; no split is ever held in memory), plans one pass from the training
+    statistics' row count, builds the candidate ``FeatureSet``
     from the schema and the training split's statistics, runs ``recsel.select`` and
     publishes the pruned schema and the recsel output directory. Nothing is published
     when any step fails: outputs are staged and renamed into place at the end. The
@@ -117,13 +119,19 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             embedding_dim=params.embedding_dim,
             min_count=params.vocabulary_min_count,
         )
-        train = self._frame(examples, params.train_split, schema, features, params)
-        valid = self._frame(examples, params.eval_split, schema, features, params)
+        train_where = f"split {params.train_split!r} of the examples at {examples.uri}"
+        check_against_statistics(
+            features, params.label_key, statistics, params.nan_policy, train_where
+        )
+        train = self._stream(examples, params.train_split, schema, features, params)
+        train.num_rows = num_rows(statistics)
+        valid = self._stream(examples, params.eval_split, schema, features, params)
         _LOG.info(
-            "Selecting among %d candidates on %d training and %d validation rows.",
+            "Selecting among %d candidates, streaming %d training rows (per the statistics) "
+            "and the %r split for validation.",
             len(features),
-            len(train),
-            len(valid),
+            train.num_rows,
+            params.eval_split,
         )
         result = select(
             train,
@@ -183,19 +191,21 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         except RuntimeError:  # No executor context (a direct call): next to the output.
             return os.path.dirname(output_uri.rstrip("/"))
 
-    def _frame(
+    def _stream(
         self,
         examples: types.Artifact,
         split: str,
         schema: schema_pb2.Schema,
         features: FeatureSet,
         params: SelectorParams,
-    ) -> pd.DataFrame:
-        where = f"split {split!r} of the examples at {examples.uri}"
-        table = _data.read_split(examples, split, schema)
-        frame = _data.table_to_frame(table, features, params.label_key, where)
-        return validate_frame(
-            frame, features, params.label_key, nan_policy=params.nan_policy, source=where
+    ) -> TFXIOSource:
+        """One split as a stream, read with TFXIO as Trainer reads it (never a frame)."""
+        return TFXIOSource(
+            _data.split_tfxio(examples, split, schema),
+            features,
+            params.label_key,
+            impute_numeric=params.nan_policy == "impute",
+            where=f"split {split!r} of the examples at {examples.uri}",
         )
 
 

@@ -372,3 +372,19 @@ def test_recsel_report_finds_the_executors_artifact(selection_run, capsys):
     assert f"Selected {len(result.selected)} of {len(result.candidates)} features" in printed
     assert f"Report: {os.path.join(uri, 'report.html')}" in printed
     assert result.dropped_reasons and result.feature_curve  # the executor records both
+
+
+def test_the_executor_streams_and_never_reads_a_split_into_memory(testdata, tmp_path, monkeypatch):
+    from recsel.tfx import _data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a whole split was read into memory")
+
+    monkeypatch.setattr(_data, "read_split", refuse)
+    monkeypatch.setattr(_data, "table_to_frame", refuse)
+    root, _ = testdata
+    out = tmp_path / "out"
+    Executor().Do(_inputs(root), _outputs(out), dict(PARAMS))
+    selection = json.loads((out / "feature_selection" / "selection.json").read_text())
+    assert len(selection["selected"]) == PARAMS["num_features"]
+    assert selection["provenance"]["train_rows_seen"] >= 600

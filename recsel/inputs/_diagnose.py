@@ -1,0 +1,185 @@
+"""Checks and error messages for ``FileStream``: which shard, which feature, what to do.
+
+Private to ``recsel.inputs``. Cheap checks run up front on the first shard (columns
+present, types agreeing with the feature spec, i.e. with the statistics it came
+from). Errors that only show mid-stream (a corrupt shard, a feature missing from some
+shards) surface inside ``tf.data`` without a file name; ``find_bad_shard`` then scans
+the shards one by one to name the culprit. That scan runs only on failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import tensorflow as tf
+from google.protobuf.message import DecodeError
+
+from recsel._table_io import MissingColumnError
+from recsel.features import FeatureSet
+
+KIND_DTYPES = {"bytes_list": "string", "int64_list": "int64", "float_list": "float32"}
+_STATS_HINT = (
+    "The feature spec (and the statistics it was built from) does not match the data: "
+    "recompute the statistics on these files, or fix the spec."
+)
+
+
+def _compression(path: str) -> str:
+    return "GZIP" if path.lower().endswith(".gz") else ""
+
+
+def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str]:
+    """The value kind of each column in the first row (TFRecord) or the schema (Arrow)."""
+    if fmt == "tfrecord":
+        try:
+            records = tf.data.TFRecordDataset(path, compression_type=_compression(path))
+            first = next(iter(records.take(1).as_numpy_iterator()), None)
+            example = tf.train.Example.FromString(first) if first is not None else None
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, DecodeError) as err:
+            raise ValueError(_corrupt(path, err)) from err
+        if example is None:
+            raise ValueError(f"{path}: the shard holds no records; remove it or rewrite it.")
+        found = {n: f.WhichOneof("kind") for n, f in example.features.feature.items()}
+    elif fmt == "parquet":
+        try:
+            with tf.io.gfile.GFile(path, "rb") as f:
+                schema = pq.read_schema(pa.BufferReader(f.read()))
+        except (pa.ArrowException, OSError) as err:
+            raise ValueError(f"{path}: not a readable Parquet file ({err}).") from err
+        found = {name: str(schema.field(name).type) for name in schema.names}
+    else:
+        with tf.io.gfile.GFile(path, "r") as f:
+            header = f.readline().rstrip("\r\n").split(",")
+        found = {name.strip(): "csv" for name in header}
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise MissingColumnError(
+            f"{path}: feature(s) {missing} not found in the first "
+            f"{'record' if fmt == 'tfrecord' else 'shard'}; it has: {sorted(found)}. "
+            f"{_STATS_HINT}"
+        )
+    return {c: found[c] for c in columns}
+
+
+def check_kinds(kinds: dict[str, str], features: FeatureSet, label: str | None, path: str) -> None:
+    """Raises if a column's stored type cannot feed its feature spec."""
+    for name, kind in kinds.items():
+        if kind == "csv":
+            continue  # CSV is text: ConvertOptions types it from the spec, per shard
+        if name == label:
+            ok = _is_number(kind)
+            want = "a number (0/1)"
+        else:
+            spec = features[name]
+            ok, want = _fits(kind, spec.kind, spec.dtype)
+        if not ok:
+            raise ValueError(
+                f"{path}: feature {name!r} is stored as {kind}, but the spec needs {want}. "
+                f"{_STATS_HINT}"
+            )
+
+
+def _is_number(kind: str) -> bool:
+    return (
+        kind in ("int64_list", "float_list")
+        or any(t in kind for t in ("int", "float", "double", "bool"))
+        and not kind.startswith(("list", "large_list"))
+    )
+
+
+def _fits(kind: str, spec_kind: str, dtype: str) -> tuple[bool, str]:
+    is_list = kind.startswith(("list", "large_list"))
+    if kind in KIND_DTYPES:  # tf.Example: lists and scalars share a kind
+        if spec_kind == "numeric":
+            return kind != "bytes_list", "int64_list or float_list values"
+        want = {"string": "bytes_list", "int64": "int64_list"}[dtype]
+        return kind == want, f"{want} values ({dtype} {spec_kind})"
+    if spec_kind == "multi_categorical":
+        return is_list or kind == "string", f"a list column of {dtype}"
+    if spec_kind == "numeric":
+        return _is_number(kind), "a numeric column"
+    if dtype == "string":
+        return not is_list, "a scalar column (strings, or numbers read as text)"
+    return not is_list and "int" in kind, "an integer column"
+
+
+def arrow_record_batches(
+    path: str, fmt: str, columns: list[str], csv_types: dict[str, pa.DataType], rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of one Parquet or CSV shard, with errors that name the shard."""
+    try:
+        with _open_arrow(path) as f:
+            if fmt == "parquet":
+                reader = pq.ParquetFile(f)
+                missing = [c for c in columns if c not in reader.schema_arrow.names]
+                if missing:
+                    raise MissingColumnError(
+                        f"{path}: feature(s) {missing} missing from this shard (other shards "
+                        f"have them); it has: {reader.schema_arrow.names}. {_STATS_HINT}"
+                    )
+                yield from reader.iter_batches(batch_size=rows, columns=columns)
+            else:
+                convert = pacsv.ConvertOptions(column_types=csv_types, include_columns=columns)
+                reader = pacsv.open_csv(f, convert_options=convert)
+                yield from reader
+    except pa.ArrowInvalid as err:
+        raise ValueError(
+            f"{path}: cannot be read with the feature spec's types ({err}). {_STATS_HINT}"
+        ) from err
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError(f"{path}: not a readable {fmt} shard ({err}).") from err
+
+
+def _open_arrow(path: str):
+    """A seekable Arrow file: a local path is memory-mapped, a remote one (gs://) wrapped."""
+    if "://" not in path:
+        return pa.memory_map(path, "r")
+    return pa.PythonFile(tf.io.gfile.GFile(path, "rb"), mode="r")
+
+
+def _corrupt(path: str, err: Exception) -> str:
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return (
+        f"{path}: corrupt TFRecord shard, or not one (name gzip-compressed shards *.gz). "
+        f"Reader said: {first_line}. Rewrite or remove this shard."
+    )
+
+
+def find_bad_shard(stream, error: Exception) -> Exception:
+    """Scans ``stream``'s shards for the one behind ``error``; returns a clear error.
+
+    Args:
+        stream: The ``FileStream`` whose dataset raised.
+        error: What ``tf.data`` raised (it names neither the file nor, for a corrupt
+            shard, the cause).
+
+    Returns:
+        A ``ValueError`` naming the shard (and the feature when one is missing), or the
+        original error when no single shard is at fault.
+    """
+    for path in stream.files:
+        try:
+            if stream.format == "tfrecord":
+                records = tf.data.TFRecordDataset(path, compression_type=_compression(path))
+                for batch in records.batch(4096):
+                    tf.io.parse_example(batch, stream._parse_spec())
+            else:
+                for _ in arrow_record_batches(
+                    path, stream.format, stream._columns, stream._csv_types(), 65536
+                ):
+                    pass
+        except tf.errors.DataLossError as err:
+            return ValueError(_corrupt(path, err))
+        except tf.errors.InvalidArgumentError as err:
+            message = str(err).strip().splitlines()[0]
+            return ValueError(
+                f"{path}: records in this shard do not parse with the feature spec ({message}). "
+                "A feature missing from some records needs a default or must be declared as a "
+                f"list; otherwise {_STATS_HINT[0].lower()}{_STATS_HINT[1:]}"
+            )
+        except ValueError as err:  # already names the shard (Arrow paths)
+            return err
+    return error

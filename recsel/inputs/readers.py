@@ -1,0 +1,371 @@
+"""Streaming readers: file shards to ``tf.data`` batches, never a frame of the data.
+
+A ``FileStream`` reads TFRecord (plain or GZIP), Parquet or CSV shards behind a file,
+a directory or a glob, and yields ``(features, label)`` batches in the forms the layer
+takes: dense ``[batch]`` scalars and ``tf.SparseTensor`` / ``tf.RaggedTensor`` lists, as
+``tf.io.parse_example`` and TFXIO produce them. Memory is bounded by the shuffle
+buffer, not by the data:
+
+- shards are (optionally) shuffled at file level and interleaved deterministically;
+- rows pass through a bounded shuffle buffer;
+- parsing is batched and parallel, with prefetch.
+
+The order is a pure function of the files, the options and the seed, so an input
+position is just a count of batches: ``dataset(skip_batches=n)`` resumes where a run
+stopped, and a checkpoint never has to hold buffered data.
+
+Example:
+    >>> stream = FileStream("gs://bucket/train-*.tfrecord.gz", features, StreamOptions(512))
+    >>> for inputs, labels in stream.dataset().take(1):
+    ...     print(labels.shape)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import tensorflow as tf
+
+from recsel._table_io import MissingColumnError, format_of, resolve_files
+from recsel.features import FeatureSet, FeatureSpec
+from recsel.inputs import _diagnose
+
+_TF_DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
+_ARROW_DTYPES = {"string": pa.string(), "int64": pa.int64(), "float32": pa.float32()}
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamOptions:
+    """How a ``FileStream`` orders, batches and shards its rows.
+
+    Args:
+        batch_size: Rows per batch.
+        shuffle_buffer: Rows held by the row-level shuffle buffer (0: no row shuffle).
+            Memory is bounded by this, not by the data.
+        shuffle_files: Shuffle the shard order (from ``seed``) before interleaving.
+        seed: Seed of every shuffle; the same seed gives the same order.
+        num_epochs: Passes over the data; None repeats forever.
+        num_workers: Workers reading disjoint shards (``MultiWorkerMirroredStrategy``).
+        worker_index: This worker's index in ``[0, num_workers)``.
+        cycle_length: Shards read at once by the interleave.
+        list_separator: Separator of list cells in CSV text (``"a|b|c"``).
+    """
+
+    batch_size: int
+    shuffle_buffer: int = 10_000
+    shuffle_files: bool = True
+    seed: int = 0
+    num_epochs: int | None = 1
+    num_workers: int = 1
+    worker_index: int = 0
+    cycle_length: int = 4
+    list_separator: str = "|"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}.")
+        if self.shuffle_buffer < 0:
+            raise ValueError(f"shuffle_buffer must be >= 0, got {self.shuffle_buffer}.")
+        if not 0 <= self.worker_index < self.num_workers:
+            raise ValueError(
+                f"worker_index {self.worker_index} is not in [0, num_workers={self.num_workers})."
+            )
+        if self.num_epochs is not None and self.num_epochs < 1:
+            raise ValueError(f"num_epochs must be positive or None, got {self.num_epochs}.")
+
+
+class FileStream:
+    """``(features, label)`` batches streamed from file shards.
+
+    Args:
+        path: A file, a directory of shards, or a glob (local or ``gs://``); or a list
+            of those.
+        features: The features to read; their ``dtype`` and ``kind`` must match the data.
+        options: Batching, shuffling and sharding.
+        label: Label column (float32 ``[batch]``); None yields only the feature dict.
+        num_rows: Rows in one pass, from the statistics (``recsel.inputs.statistics.
+            num_rows``); ``select()`` plans its schedule from it.
+
+    Raises:
+        FileNotFoundError: ``path`` matches no file.
+        ValueError: Mixed or unsupported formats, too few shards for the workers, or a
+            first shard whose columns or types do not match ``features`` (the message
+            names the feature and the file).
+
+    Example:
+        >>> stream = FileStream("data/train-*.parquet", features, StreamOptions(256), "clicked")
+        >>> model.fit(stream.dataset(), steps_per_epoch=100)
+    """
+
+    def __init__(
+        self,
+        path: str | Sequence[str],
+        features: FeatureSet,
+        options: StreamOptions,
+        label: str | None = None,
+        num_rows: int | None = None,
+    ):
+        self.path, self.features, self.options, self.label = path, features, options, label
+        self.num_rows = num_rows
+        self.files = resolve_paths(path)
+        self.format = format_of(self.files[0])
+        if options.num_workers > len(self.files):
+            raise ValueError(
+                f"{path}: {len(self.files)} shard(s) for {options.num_workers} workers; each "
+                "worker reads its own shards. Write at least one shard per worker."
+            )
+        self._columns = [*features.names, *([label] if label else [])]
+        self._kinds = _diagnose.first_record_kinds(self.files[0], self.format, self._columns)
+        _diagnose.check_kinds(self._kinds, features, label, self.files[0])
+
+    def explain_error(self, error: Exception) -> Exception:
+        """A clear error naming the shard behind ``error`` (raised while iterating).
+
+        ``tf.data`` reports a corrupt shard or a feature missing from some records
+        without the file name; this scans the shards (only on failure) to find it.
+
+        Example:
+            >>> try:
+            ...     model.fit(stream.dataset())
+            ... except tf.errors.OpError as err:
+            ...     raise stream.explain_error(err) from err
+        """
+        return _diagnose.find_bad_shard(self, error)
+
+    # ------------------------------------------------------------------ datasets
+    def dataset(
+        self,
+        batch_size: int | None = None,
+        *,
+        seed: int | None = None,
+        shuffle: bool | None = None,
+        num_epochs: int | None | str = "options",
+        skip_batches: int = 0,
+    ) -> tf.data.Dataset:
+        """The batches, after skipping the first ``skip_batches`` (to resume a run).
+
+        Args:
+            batch_size: Rows per batch (default: the options').
+            seed: Shuffle seed (default: the options').
+            shuffle: Shuffle files and rows (default: as the options say).
+            num_epochs: Passes; None repeats forever (default: the options').
+            skip_batches: Batches to skip; they are batched but never parsed.
+
+        Returns:
+            A ``tf.data.Dataset`` of ``(features, label)``, or of features without a label.
+        """
+        opts = self.options
+        batch_size = opts.batch_size if batch_size is None else int(batch_size)
+        seed = opts.seed if seed is None else int(seed)
+        epochs = opts.num_epochs if num_epochs == "options" else num_epochs
+        shuffle_files = opts.shuffle_files if shuffle is None else bool(shuffle)
+        buffer = opts.shuffle_buffer if shuffle is None or shuffle else 0
+        files = tf.data.Dataset.from_tensor_slices(self.files)
+        if opts.num_workers > 1:
+            files = files.shard(opts.num_workers, opts.worker_index)
+        if shuffle_files:
+            files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
+        rows = files.interleave(
+            self._rows_of_file,
+            cycle_length=max(1, min(opts.cycle_length, len(self.files))),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        if buffer > 1:
+            rows = rows.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        # Repeat after shuffling, as the frame path does: the buffer never mixes two
+        # passes, and each pass is reshuffled (deterministically, from the seed).
+        if epochs != 1:
+            rows = rows.repeat(epochs)
+        if self.format == "tfrecord":
+            batches = rows.batch(batch_size).skip(int(skip_batches))  # skipped: not parsed
+            batches = batches.map(
+                self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+            )
+        else:
+            batches = rows.ragged_batch(batch_size).skip(int(skip_batches))
+            batches = batches.map(self._split_label)
+        options = tf.data.Options()
+        # Shuffle then repeat stay two steps, as in the frame path (recsel.tabular.to_dataset
+        # runs without tf.data's rewrites): the fused form draws a different order, and the
+        # same rows, seed and buffer must give the same batches either way.
+        options.experimental_optimization.shuffle_and_repeat_fusion = False
+        if opts.num_workers > 1:  # already sharded by file: tf.distribute must not re-shard
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.OFF
+            )
+        return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    def sample_frame(self, rows: int) -> pd.DataFrame:
+        """The first ``rows`` rows, unshuffled, as a small frame (serving inputs).
+
+        Args:
+            rows: How many rows (a serving batch: hundreds, not the data).
+
+        Returns:
+            A frame with one column per feature (lists for multi-valent ones) and the label.
+        """
+        columns: dict[str, list] = {}
+        for batch in self.dataset(rows, shuffle=False, num_epochs=1).take(1):
+            inputs, labels = batch if isinstance(batch, tuple) else (batch, None)
+            for name, value in inputs.items():
+                columns[name] = python_cells(value)
+            if labels is not None:
+                columns[self.label] = labels.numpy().tolist()
+        if not columns:
+            raise ValueError(f"{self.path}: the stream holds no rows.")
+        return pd.DataFrame(columns)
+
+    def _rows_of_file(self, path: tf.Tensor) -> tf.data.Dataset:
+        if self.format == "tfrecord":
+            return tf.data.TFRecordDataset(path, compression_type=self._compression(path))
+        # Arrow decodes a record batch at a time (vectorised, on offsets); rows are
+        # split out only so the bounded shuffle mixes them.
+        signature = {name: self._row_signature(name) for name in self._columns}
+        return tf.data.Dataset.from_generator(
+            self._arrow_batches, args=(path,), output_signature=signature
+        ).unbatch()
+
+    @staticmethod
+    def _compression(path: tf.Tensor) -> tf.Tensor:
+        return tf.where(tf.strings.regex_full_match(path, r"(?i).*\.gz$"), "GZIP", "")
+
+    # ------------------------------------------------------------------ TFRecord
+    def _parse_spec(self) -> dict:
+        spec = {}
+        for name in self._columns:
+            dtype = _TF_DTYPES[_diagnose.KIND_DTYPES[self._kinds[name]]]
+            multi = name != self.label and self.features[name].is_multivalent
+            spec[name] = tf.io.VarLenFeature(dtype) if multi else tf.io.FixedLenFeature([], dtype)
+        return spec
+
+    def _parse(self, serialized: tf.Tensor):
+        parsed = tf.io.parse_example(serialized, self._parse_spec())
+        return self._split_label(parsed)
+
+    def _split_label(self, parsed: dict):
+        if self.label is None:
+            return parsed
+        label = tf.cast(parsed.pop(self.label), tf.float32)
+        return parsed, label
+
+    # ------------------------------------------------------------------ Parquet / CSV
+    def _row_signature(self, name: str) -> tf.TensorSpec | tf.RaggedTensorSpec:
+        if name == self.label:
+            return tf.TensorSpec([None], tf.float32)
+        spec = self.features[name]
+        dtype = tf.float32 if spec.kind == "numeric" else _TF_DTYPES[spec.dtype]
+        if spec.is_multivalent:
+            return tf.RaggedTensorSpec([None, None], dtype, ragged_rank=1)
+        return tf.TensorSpec([None], dtype)
+
+    def _arrow_batches(self, path: bytes):
+        """Yields column dicts of one Parquet or CSV shard, a record batch at a time."""
+        path = path.decode() if isinstance(path, bytes) else str(path)
+        for batch in _diagnose.arrow_record_batches(
+            path, self.format, self._columns, self._csv_types(), self._read_rows()
+        ):
+            yield {name: self._arrow_column(batch, name, path) for name in self._columns}
+
+    def _read_rows(self) -> int:
+        return max(1024, self.options.batch_size)
+
+    def _csv_types(self) -> dict[str, pa.DataType]:
+        types = {}
+        for name in self._columns:
+            if name == self.label:
+                types[name] = pa.float64()
+                continue
+            spec = self.features[name]
+            types[name] = pa.string() if spec.is_multivalent else _ARROW_DTYPES[spec.dtype]
+        return types
+
+    def _arrow_column(self, batch: pa.RecordBatch, name: str, path: str):
+        column = batch.column(batch.schema.get_field_index(name))
+        if name == self.label:
+            return _dense(column, np.float32, name, path)
+        spec = self.features[name]
+        if spec.is_multivalent:
+            return _ragged(column, spec, self.options.list_separator, path)
+        if spec.kind == "numeric":
+            return _dense(column, np.float32, name, path)
+        if spec.dtype == "string":
+            column = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column
+            return _dense(column, object, name, path)
+        return _dense(column, np.int64, name, path)
+
+
+def resolve_paths(path: str | Sequence[str]) -> list[str]:
+    """The shards behind a path, a pattern, or a list of either (one format for all)."""
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise FileNotFoundError("No input files were given.")
+    files = [f for p in paths for f in resolve_files(p)]
+    formats = {format_of(f) for f in files}
+    if len(formats) > 1:
+        raise ValueError(f"{paths}: shards mix formats {sorted(formats)}; use one format.")
+    return files
+
+
+def python_cells(value) -> list:
+    """A batch tensor as Python cells: scalars, or lists for sparse and ragged values."""
+    if isinstance(value, tf.SparseTensor):
+        value = tf.RaggedTensor.from_sparse(value)
+    cells = value.to_list() if isinstance(value, tf.RaggedTensor) else value.numpy().tolist()
+    return [
+        [v.decode() if isinstance(v, bytes) else v for v in c]
+        if isinstance(c, list)
+        else (c.decode() if isinstance(c, bytes) else c)
+        for c in cells
+    ]
+
+
+def _dense(column: pa.Array, dtype, name: str, path: str) -> np.ndarray:
+    if column.null_count:
+        raise ValueError(
+            f"{path}: column {name!r} has {column.null_count} missing value(s) in a scalar "
+            "feature; fill them when writing the shards, or declare the feature as a list."
+        )
+    values = column.to_numpy(zero_copy_only=False)
+    return values.astype(dtype) if dtype is not object else values.astype(object)
+
+
+def _ragged(column: pa.Array, spec: FeatureSpec, sep: str, path: str) -> tf.RaggedTensor:
+    """A list column (or ``sep``-joined text) as a ragged tensor, from Arrow offsets."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        # An empty cell is an empty list, not a list holding "".
+        column = _drop_empty_strings(pc.split_pattern(pc.fill_null(column, ""), sep))
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
+        raise ValueError(
+            f"{path}: feature {spec.name!r} is multi-valent in the feature spec but the column "
+            f"holds {column.type}; write it as a list column or fix the spec."
+        )
+    column = pc.fill_null(column, pa.scalar([], column.type)) if column.null_count else column
+    offsets = column.offsets.to_numpy()
+    values = column.values.slice(offsets[0], offsets[-1] - offsets[0])
+    flat = (
+        values.to_numpy(zero_copy_only=False).astype(object)
+        if spec.dtype == "string"
+        else values.to_numpy(zero_copy_only=False).astype(np.int64)
+    )
+    if spec.dtype == "string" and not pa.types.is_string(values.type):
+        flat = np.asarray([str(v) for v in flat], object)
+    return tf.RaggedTensor.from_row_splits(flat, (offsets - offsets[0]).astype(np.int64))
+
+
+def _drop_empty_strings(column: pa.ListArray) -> pa.ListArray:
+    """Removes "" items from a list<string> column with numpy on its offsets."""
+    offsets = column.offsets.to_numpy()
+    flat = column.values
+    keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
+    kept_before = np.concatenate([[0], np.cumsum(keep)])
+    new_offsets = kept_before[offsets]
+    return pa.ListArray.from_arrays(pa.array(new_offsets, pa.int32()), flat.filter(pa.array(keep)))
+
+
+__all__ = ["FileStream", "MissingColumnError", "StreamOptions"]

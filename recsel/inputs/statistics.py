@@ -1,0 +1,229 @@
+"""One streaming statistics pass over file shards: TFDV on Beam, then a ``FeatureSet``.
+
+This is what StatisticsGen does in a TFX pipeline, for users outside one (the CLI runs
+it itself). Vocabularies need real value counts, not the 20 top values that default
+statistics keep, so the pass keeps up to ``max_vocab_size`` top values per feature, of
+those seen at least ``frequency_threshold`` times (as ``tft.vocabulary`` does); rarer
+values fall to the OOV bucket. The row count sizes the selection schedule for one pass.
+
+The pass runs on any Beam runner: DirectRunner here (``--direct_running_mode=
+multi_processing`` spreads it over cores), Dataflow with the usual pipeline options.
+
+Example:
+    >>> stats = compute_statistics("data/train-*.tfrecord.gz", "work/train_stats.pb")
+    >>> features = feature_set_from_statistics(stats, label="clicked")
+    >>> num_rows(stats)
+    1000000
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+
+import apache_beam as beam
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from apache_beam.options.pipeline_options import PipelineOptions
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+from tfx_bsl.public import tfxio
+from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
+
+from recsel._table_io import format_of
+from recsel.features import FeatureSet
+from recsel.inputs.readers import resolve_paths
+from recsel.schema_io import feature_set_from_schema, read_statistics
+
+DEFAULT_MAX_VOCAB_SIZE = 100_000
+
+
+def _source(files: list[str], fmt: str) -> tfxio.TFXIO:
+    if fmt == "tfrecord":
+        return tfxio.TFExampleRecord(file_pattern=files)
+    if fmt == "parquet":
+        return ParquetTFXIO(file_pattern=files)
+    with tf.io.gfile.GFile(files[0], "r") as f:
+        header = [c.strip() for c in f.readline().rstrip("\r\n").split(",")]
+    return tfxio.CsvTFXIO(file_pattern=files, column_names=header, skip_header_lines=1)
+
+
+def stats_options(
+    frequency_threshold: int = 1,
+    max_vocab_size: int = DEFAULT_MAX_VOCAB_SIZE,
+    categorical: Sequence[str] = (),
+) -> tfdv.StatsOptions:
+    """TFDV options that keep vocabulary-sized top values above a frequency threshold.
+
+    Args:
+        frequency_threshold: Values seen fewer times are left out of the top values.
+        max_vocab_size: Top values kept per feature.
+        categorical: Integer features to describe as categorical (value counts, not
+            a numeric histogram).
+
+    Returns:
+        Options for ``tfdv.GenerateStatistics`` (or StatisticsGen's ``stats_options``).
+
+    Example:
+        >>> StatisticsGen(examples=..., stats_options=stats_options(frequency_threshold=5))
+    """
+    if frequency_threshold < 1:
+        raise ValueError(f"frequency_threshold must be >= 1, got {frequency_threshold}.")
+    # A schema naming only these features: TFDV types the rest from the data.
+    schema = schema_pb2.Schema()
+    for name in categorical:
+        feature = schema.feature.add(name=name, type=schema_pb2.INT)
+        feature.int_domain.is_categorical = True
+    return tfdv.StatsOptions(
+        schema=schema if categorical else None,
+        num_top_values=int(max_vocab_size),
+        num_rank_histogram_buckets=int(max_vocab_size),
+        frequency_threshold=int(frequency_threshold),
+    )
+
+
+def compute_statistics(
+    path: str | list[str],
+    output_path: str,
+    *,
+    frequency_threshold: int = 1,
+    max_vocab_size: int = DEFAULT_MAX_VOCAB_SIZE,
+    categorical: Sequence[str] = (),
+    pipeline_options: PipelineOptions | None = None,
+) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """Describes the shards behind ``path`` in one Beam pass and writes the statistics.
+
+    Args:
+        path: A file, a directory of shards, or a glob (TFRecord, Parquet or CSV), or a
+            list of those.
+        output_path: Where the binary ``DatasetFeatureStatisticsList`` goes; written to a
+            temporary name first and renamed, so a failed pass leaves nothing behind.
+        frequency_threshold: Minimum count for a value to be listed (vocabulary cut-off).
+        max_vocab_size: Top values kept per feature.
+        categorical: Integer features to count as categorical.
+        pipeline_options: Beam options (runner, workers); DirectRunner by default.
+
+    Returns:
+        The statistics proto that was written.
+
+    Raises:
+        FileNotFoundError: ``path`` matches no file.
+        ValueError: The shards cannot be read (the message names the pattern).
+
+    Example:
+        >>> compute_statistics("gs://b/train-*.gz", "gs://b/stats.pb",
+        ...     pipeline_options=PipelineOptions(runner="DataflowRunner", ...))
+    """
+    files = resolve_paths(path)
+    source = _source(files, format_of(files[0]))
+    parent = os.path.dirname(output_path) or "."
+    tf.io.gfile.makedirs(parent)
+    temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(output_path)}")
+    try:
+        # PipelineOptions() would parse sys.argv (the caller's own flags): pass [].
+        with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
+            _ = (
+                pipeline
+                | "Read" >> source.BeamSource()
+                | "Statistics"
+                >> tfdv.GenerateStatistics(
+                    stats_options(frequency_threshold, max_vocab_size, categorical)
+                )
+                | "Write" >> tfdv.WriteStatisticsToBinaryFile(temporary)
+            )
+        tf.io.gfile.rename(temporary, output_path, overwrite=True)
+    except Exception as err:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
+        culprit = _corrupt_shard(files) if format_of(files[0]) == "tfrecord" else None
+        where = culprit or path
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{where}: the statistics pass failed ({first_line}). "
+            + ("This shard is corrupt: rewrite or remove it." if culprit else "")
+        ) from err
+    return read_statistics(output_path)
+
+
+def _corrupt_shard(files: list[str]) -> str | None:
+    """The first TFRecord shard that does not read to its end, if any (only on failure)."""
+    for path in files:
+        compression = "GZIP" if path.lower().endswith(".gz") else ""
+        try:
+            for _ in tf.data.TFRecordDataset(path, compression_type=compression).batch(4096):
+                pass
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+            return path
+    return None
+
+
+def num_rows(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> int:
+    """Examples described by the statistics (their first dataset: the whole split)."""
+    if not statistics.datasets:
+        raise ValueError("The statistics hold no dataset; recompute them on the data.")
+    return int(statistics.datasets[0].num_examples)
+
+
+def feature_set_from_statistics(
+    statistics: statistics_pb2.DatasetFeatureStatisticsList,
+    label: str,
+    *,
+    embedding_dim: int = 16,
+    max_vocab_size: int = DEFAULT_MAX_VOCAB_SIZE,
+    num_buckets: int = 16,
+    categorical: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> FeatureSet:
+    """Candidate features from statistics alone: TFDV infers the schema, recsel the specs.
+
+    A categorical feature's vocabulary is the values the statistics list (those seen at
+    least the pass's ``frequency_threshold`` times, up to ``max_vocab_size``); rarer and
+    unseen values map to the OOV bucket at training and serving time alike.
+
+    Args:
+        statistics: From ``compute_statistics`` or StatisticsGen.
+        label: The label feature (not a candidate).
+        embedding_dim: Full width of every feature's table.
+        max_vocab_size: Largest vocabulary; larger features are hashed.
+        num_buckets: Quantile buckets for numeric features.
+        categorical: Integer features that are categorical (IDs), not numeric.
+        exclude: Features that are not candidates.
+
+    Returns:
+        The feature set (see ``recsel.schema_io.feature_set_from_schema`` for the rules).
+
+    Example:
+        >>> features = feature_set_from_statistics(read_statistics("stats.pb"), "clicked")
+    """
+    schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
+    listed = _listed_values(statistics)
+    for feature in schema.feature:
+        if feature.name in exclude:
+            feature.lifecycle_stage = schema_pb2.DEPRECATED
+        elif feature.name in categorical and feature.type == schema_pb2.INT:
+            feature.int_domain.is_categorical = True
+        elif feature.type == schema_pb2.BYTES and feature.WhichOneof("domain_info") is None:
+            values = listed.get(feature.name)
+            if values and len(values) <= max_vocab_size:
+                feature.string_domain.value[:] = values
+    return feature_set_from_schema(
+        schema,
+        label,
+        statistics,
+        embedding_dim=embedding_dim,
+        max_vocab_size=max_vocab_size,
+        num_buckets=num_buckets,
+    )
+
+
+def _listed_values(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> dict[str, list]:
+    """Each string feature's listed values: its thresholded vocabulary."""
+    out = {}
+    for fs in statistics.datasets[0].features if statistics.datasets else ():
+        if fs.WhichOneof("stats") == "string_stats":
+            name = ".".join(fs.path.step) if fs.path.step else fs.name
+            s = fs.string_stats
+            out[name] = [b.label for b in s.rank_histogram.buckets] or [
+                v.value for v in s.top_values
+            ]
+    return out

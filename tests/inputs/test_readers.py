@@ -1,0 +1,199 @@
+"""FileStream: every row once, deterministic order, resumable by a batch count, shards
+per worker, the same rows from TFRecord, Parquet and CSV, and errors that name the shard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+
+from recsel.features import FeatureSet, FeatureSpec
+from recsel.inputs import FileStream, StreamOptions
+from recsel.tabular import to_dataset
+
+ROWS_PER_SHARD = 300
+SHARDS = 3
+
+
+def _rows(start: int, stop: int) -> pd.DataFrame:
+    i = np.arange(start, stop)
+    return pd.DataFrame(
+        {
+            "user": [f"u{v % 7}" for v in i],
+            "price": (i * 0.5).astype(np.float32),
+            "tags": [list(range(v % 3)) for v in i],
+            "clicked": (i % 2).astype(np.int64),
+        }
+    )
+
+
+def _example(row, skip: tuple[str, ...] = ()) -> bytes:
+    feature = {
+        "user": tf.train.Feature(bytes_list=tf.train.BytesList(value=[row.user.encode()])),
+        "price": tf.train.Feature(float_list=tf.train.FloatList(value=[row.price])),
+        "tags": tf.train.Feature(int64_list=tf.train.Int64List(value=list(row.tags))),
+        "clicked": tf.train.Feature(int64_list=tf.train.Int64List(value=[row.clicked])),
+    }
+    for name in skip:
+        feature.pop(name)
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _write_tfrecord(path: str, frame: pd.DataFrame, gzip: bool = False, skip=()) -> None:
+    with tf.io.TFRecordWriter(path, options="GZIP" if gzip else None) as writer:
+        for row in frame.itertuples():
+            writer.write(_example(row, skip))
+
+
+FEATURES = FeatureSet(
+    (
+        FeatureSpec("user", "categorical", vocabulary=tuple(f"u{i}" for i in range(7))),
+        FeatureSpec("price", "numeric", dtype="float32"),
+        FeatureSpec("tags", "multi_categorical", dtype="int64", vocabulary=(0, 1), max_valency=2),
+    ),
+    label="clicked",
+)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("shards")
+    for s in range(SHARDS):
+        frame = _rows(s * ROWS_PER_SHARD, (s + 1) * ROWS_PER_SHARD)
+        _write_tfrecord(str(root / f"train-{s:05d}-of-{SHARDS:05d}.tfrecord.gz"), frame, gzip=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, root / f"part-{s}.parquet")
+        text = frame.assign(tags=frame.tags.map(lambda t: "|".join(map(str, t))))
+        text.to_csv(root / f"part-{s}.csv", index=False)
+    return str(root)
+
+
+def _prices(stream: FileStream, skip: int = 0) -> np.ndarray:
+    batches = stream.dataset(skip_batches=skip)
+    inputs = (b[0] if isinstance(b, tuple) else b for b in batches)
+    return np.concatenate([b["price"].numpy() for b in inputs])
+
+
+def test_tfrecord_stream_yields_every_row_once_in_model_forms(shards):
+    stream = FileStream(f"{shards}/train-*.tfrecord.gz", FEATURES, StreamOptions(64), "clicked")
+    inputs, labels = next(iter(stream.dataset()))
+    assert isinstance(inputs["tags"], tf.SparseTensor)
+    assert inputs["user"].dtype == tf.string and inputs["user"].shape.rank == 1
+    assert labels.dtype == tf.float32
+    prices = _prices(stream)
+    expected = _rows(0, SHARDS * ROWS_PER_SHARD).price.to_numpy()
+    np.testing.assert_array_equal(np.sort(prices), np.sort(expected))
+
+
+def test_order_is_a_function_of_the_seed_and_resumes_by_batch_count(shards):
+    options = StreamOptions(50, shuffle_buffer=128, seed=3)
+    stream = FileStream(f"{shards}/train-*.tfrecord.gz", FEATURES, options, "clicked")
+    first, again = _prices(stream), _prices(stream)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(_prices(stream, skip=5), first[5 * 50 :])
+    other = FileStream(f"{shards}/train-*.tfrecord.gz", FEATURES, StreamOptions(50, seed=4))
+    assert not np.array_equal(_prices(other), first)
+    assert not np.array_equal(first, np.sort(first))  # rows were shuffled at all
+
+
+def test_workers_read_disjoint_shards_that_cover_the_data(shards):
+    pattern = f"{shards}/train-*.tfrecord.gz"
+    parts = [
+        _prices(FileStream(pattern, FEATURES, StreamOptions(64, num_workers=2, worker_index=w)))
+        for w in range(2)
+    ]
+    assert not set(parts[0]) & set(parts[1])
+    assert len(parts[0]) + len(parts[1]) == SHARDS * ROWS_PER_SHARD
+    with pytest.raises(ValueError, match="3 shard\\(s\\) for 4 workers"):
+        FileStream(pattern, FEATURES, StreamOptions(64, num_workers=4, worker_index=0))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_parquet_and_csv_give_the_tfrecord_rows(shards, fmt):
+    options = StreamOptions(64, shuffle_buffer=0, shuffle_files=False, cycle_length=1)
+    stream = FileStream(f"{shards}/part-*.{fmt}", FEATURES, options, "clicked")
+    reference = FileStream(f"{shards}/train-*.tfrecord.gz", FEATURES, options, "clicked")
+    pairs = zip(stream.dataset(), reference.dataset(), strict=True)
+    for (got, got_label), (want, want_label) in pairs:
+        assert isinstance(got["tags"], tf.RaggedTensor)
+        np.testing.assert_array_equal(got["user"].numpy(), want["user"].numpy())
+        np.testing.assert_allclose(got["price"].numpy(), want["price"].numpy())
+        assert got["tags"].to_list() == tf.RaggedTensor.from_sparse(want["tags"]).to_list()
+        np.testing.assert_array_equal(got_label.numpy(), want_label.numpy())
+
+
+def test_one_shard_stream_matches_the_frame_pipeline_row_for_row(tmp_path):
+    """Same rows, same order, same seed: the stream feeds exactly the frame's batches."""
+    frame = _rows(0, 500)
+    _write_tfrecord(str(tmp_path / "all.tfrecord"), frame)
+    options = StreamOptions(64, shuffle_buffer=len(frame), seed=7, shuffle_files=False)
+    stream = FileStream(str(tmp_path / "all.tfrecord"), FEATURES, options, "clicked")
+    framed = to_dataset(frame, FEATURES, "clicked", 64, shuffle=True, seed=7)
+    for (got, got_label), (want, want_label) in zip(stream.dataset(), framed, strict=True):
+        np.testing.assert_array_equal(got["price"].numpy(), want["price"].numpy())
+        np.testing.assert_array_equal(got["user"].numpy(), want["user"].numpy())
+        assert tf.RaggedTensor.from_sparse(got["tags"]).to_list() == want["tags"].to_list()
+        np.testing.assert_array_equal(got_label.numpy(), want_label.numpy())
+
+
+# ---------------------------------------------------------------------- bad input
+def test_a_pattern_that_matches_no_file_names_the_pattern(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing-\\*.tfrecord: no files match"):
+        FileStream(str(tmp_path / "nothing-*.tfrecord"), FEATURES, StreamOptions(8), "clicked")
+
+
+def test_a_corrupt_shard_is_named(tmp_path):
+    _write_tfrecord(str(tmp_path / "a.tfrecord"), _rows(0, 100))
+    good = (tmp_path / "a.tfrecord").read_bytes()
+    (tmp_path / "b.tfrecord").write_bytes(good[: len(good) // 2] + b"\x00garbage" * 8)
+    stream = FileStream(str(tmp_path / "*.tfrecord"), FEATURES, StreamOptions(16), "clicked")
+    with pytest.raises(tf.errors.OpError) as raised:
+        for _ in stream.dataset():
+            pass
+    explained = stream.explain_error(raised.value)
+    assert isinstance(explained, ValueError)
+    assert "b.tfrecord: corrupt TFRecord shard" in str(explained)
+
+
+def test_a_feature_missing_from_some_shards_names_the_shard(tmp_path):
+    _write_tfrecord(str(tmp_path / "a.tfrecord"), _rows(0, 50))
+    _write_tfrecord(str(tmp_path / "b.tfrecord"), _rows(50, 100), skip=("user",))
+    stream = FileStream(str(tmp_path / "*.tfrecord"), FEATURES, StreamOptions(16), "clicked")
+    with pytest.raises(tf.errors.OpError) as raised:
+        for _ in stream.dataset():
+            pass
+    message = str(stream.explain_error(raised.value))
+    assert "b.tfrecord" in message and "user" in message
+
+
+def test_a_parquet_shard_missing_a_column_is_named(tmp_path):
+    pq.write_table(pa.Table.from_pandas(_rows(0, 40), preserve_index=False), tmp_path / "a.parquet")
+    partial = _rows(40, 80).drop(columns=["price"])
+    pq.write_table(pa.Table.from_pandas(partial, preserve_index=False), tmp_path / "b.parquet")
+    stream = FileStream(str(tmp_path / "*.parquet"), FEATURES, StreamOptions(16), "clicked")
+    with pytest.raises(Exception) as raised:
+        for _ in stream.dataset():
+            pass
+    message = str(stream.explain_error(raised.value))
+    assert "b.parquet" in message and "price" in message
+
+
+def test_a_spec_that_does_not_match_the_data_names_feature_and_file(shards):
+    wrong = FeatureSet(
+        (FeatureSpec("user", "categorical", dtype="int64", vocabulary=(1, 2)),), label="clicked"
+    )
+    with pytest.raises(ValueError, match="feature 'user' is stored as bytes_list.*statistics"):
+        FileStream(f"{shards}/train-*.tfrecord.gz", wrong, StreamOptions(8), "clicked")
+    absent = FeatureSet((FeatureSpec("country", "categorical", vocabulary=("de",)),), "clicked")
+    with pytest.raises(KeyError, match="'country'.*not found"):
+        FileStream(f"{shards}/part-*.parquet", absent, StreamOptions(8), "clicked")
+
+
+def test_stream_options_reject_nonsense():
+    with pytest.raises(ValueError, match="batch_size"):
+        StreamOptions(0)
+    with pytest.raises(ValueError, match="worker_index 2"):
+        StreamOptions(8, num_workers=2, worker_index=2)

@@ -1,0 +1,74 @@
+"""The streaming statistics pass: TFDV on Beam over shards, a frequency-thresholded
+vocabulary, the row count, and nothing published when the pass fails."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from recsel.inputs.statistics import (
+    compute_statistics,
+    feature_set_from_statistics,
+    num_rows,
+    stats_options,
+)
+
+
+def _example(i: int) -> bytes:
+    # "u" has 5 common values (>= 40 rows each) and 20 values seen once.
+    user = f"u{i % 5}" if i % 10 else f"rare{i}"
+    feature = {
+        "user": tf.train.Feature(bytes_list=tf.train.BytesList(value=[user.encode()])),
+        "price": tf.train.Feature(float_list=tf.train.FloatList(value=[float(i % 17)])),
+        "tags": tf.train.Feature(int64_list=tf.train.Int64List(value=list(range(i % 3)))),
+        "clicked": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("stats_shards")
+    for s in range(2):
+        with tf.io.TFRecordWriter(str(root / f"train-{s}.tfrecord.gz"), options="GZIP") as w:
+            for i in range(s * 100, (s + 1) * 100):
+                w.write(_example(i))
+    return str(root)
+
+
+def test_one_pass_counts_rows_and_cuts_rare_values(shards, tmp_path):
+    multi_process = PipelineOptions(
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    )
+    output = str(tmp_path / "stats" / "train.pb")
+    stats = compute_statistics(
+        f"{shards}/train-*", output, frequency_threshold=2, pipeline_options=multi_process
+    )
+    assert os.path.exists(output)
+    assert num_rows(stats) == 200
+    features = feature_set_from_statistics(stats, "clicked")
+    assert sorted(features.names) == ["price", "tags", "user"]
+    assert features["user"].vocabulary is not None
+    assert sorted(features["user"].vocabulary) == [f"u{i}" for i in range(5)]
+    assert features["tags"].kind == "multi_categorical" and features["tags"].max_valency == 2
+    assert features["price"].kind == "numeric"
+    assert not [n for n in os.listdir(tmp_path / "stats") if n.startswith(".tmp")]
+
+
+def test_a_failed_pass_publishes_nothing(tmp_path):
+    (tmp_path / "bad.tfrecord").write_bytes(b"\x00not a tfrecord file at all" * 10)
+    output = tmp_path / "out" / "stats.pb"
+    with pytest.raises(ValueError, match="bad.tfrecord"):
+        compute_statistics(str(tmp_path / "bad.tfrecord"), str(output))
+    assert not output.exists()
+    assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".tmp")]
+
+
+def test_options_keep_vocabulary_sized_top_values():
+    options = stats_options(frequency_threshold=5, max_vocab_size=1000)
+    assert (options.num_top_values, options.frequency_threshold) == (1000, 5)
+    with pytest.raises(ValueError, match="frequency_threshold"):
+        stats_options(frequency_threshold=0)

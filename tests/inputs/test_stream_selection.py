@@ -1,0 +1,99 @@
+"""select() on streams: the same selection as the frame path on the same rows in the same
+order, and checkpoints whose size does not grow with the rows."""
+
+from __future__ import annotations
+
+import pytest
+import tensorflow as tf
+
+from recsel.config import SelectionConfig
+from recsel.data.synthetic import make_synthetic
+from recsel.inference import infer_feature_set
+from recsel.inputs import FileStream, StreamOptions
+from recsel.selection import select
+from recsel.serving import serialize_examples
+from recsel.tabular import split_frame, validate_frame
+
+
+def _prepared(rows: int, seed: int = 3):
+    data = make_synthetic(
+        n_rows=rows, n_informative=3, n_duplicates=1, n_noise=3, n_traps=1, seed=seed
+    )
+    train, valid = split_frame(data.frame, 0.2, seed=0)
+    features = infer_feature_set(train, data.label, embedding_dim=16)
+    train = validate_frame(train, features, data.label)
+    valid = validate_frame(valid, features, data.label)
+    return train, valid, features, data.label
+
+
+def _write(path: str, frame, features, label) -> str:
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in serialize_examples(frame, features, label):
+            writer.write(record)
+    return path
+
+
+def test_streamed_selection_equals_the_frame_selection(tmp_path):
+    train, valid, features, label = _prepared(5000)
+    config = SelectionConfig(num_features=3, batch_size=64, seed=5, finetune_steps=5)
+    from_frames = select(train, valid, features, config, progress=False)
+
+    # One shard, no file shuffle, a buffer as large as the frame's: the same row order.
+    options = StreamOptions(64, shuffle_buffer=len(train), shuffle_files=False)
+    stream = FileStream(
+        _write(str(tmp_path / "train.tfrecord"), train, features, label),
+        features,
+        options,
+        label,
+        num_rows=len(train),
+    )
+    valid_stream = FileStream(
+        _write(str(tmp_path / "valid.tfrecord"), valid, features, label),
+        features,
+        StreamOptions(256, shuffle_buffer=0, shuffle_files=False),
+        label,
+        num_rows=len(valid),
+    )
+    from_stream = select(stream, valid_stream, features, config, progress=False)
+    assert from_stream.selected == from_frames.selected
+    assert from_stream.dims == from_frames.dims
+    assert from_stream.provenance["steps"] == from_frames.provenance["steps"]
+    assert from_stream.metrics["auc"] == pytest.approx(from_frames.metrics["auc"], abs=1e-4)
+
+
+def _checkpoint_bytes(directory) -> int:
+    return sum(p.stat().st_size for p in directory.glob("ckpt-*"))
+
+
+class _Stop(RuntimeError):
+    pass
+
+
+def _stop_at(step_to_stop: int):
+    def callback(step: int) -> None:
+        if step == step_to_stop:
+            raise _Stop(step)
+
+    return callback
+
+
+def test_checkpoint_size_does_not_grow_with_the_rows(tmp_path):
+    # One feature set (so one model size) for both runs; only the rows differ.
+    train, valid, features, _ = _prepared(50_000)
+    sizes = {}
+    for rows in (10_000, 40_000):
+        config = SelectionConfig(num_features=3, batch_size=64, seed=1)
+        directory = tmp_path / f"ckpt-{rows}"
+        with pytest.raises(_Stop):
+            select(
+                train.head(rows),
+                valid,
+                features,
+                config,
+                progress=False,
+                checkpoint_dir=str(directory),
+                checkpoint_every=20,
+                step_callback=_stop_at(41),
+            )
+        sizes[rows] = _checkpoint_bytes(directory) / len(list(directory.glob("ckpt-*.index")))
+    assert sizes[40_000] <= 1.10 * sizes[10_000], sizes
