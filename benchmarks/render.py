@@ -17,9 +17,14 @@ from pathlib import Path
 from benchmarks._common import RESULTS
 from benchmarks._render_adversarial import adversarial_section
 from benchmarks._render_sections import SECTIONS, fmt, header, is_scalar, table
+from benchmarks._render_stream import stream_section
 from recsel.atomic import atomic_write_text
 
-SECTIONS = {**SECTIONS, "adversarial_recovery": adversarial_section}
+SECTIONS = {
+    **SECTIONS,
+    "adversarial_recovery": adversarial_section,
+    "stream_scale": stream_section,
+}
 
 ROOT = RESULTS.parent.parent
 ORDER = (

@@ -231,8 +231,10 @@ def summarise(points: list[dict]) -> dict:
         complete = len(mine) >= 2
         summary[fmt] = {
             "points": len(mine),
-            "rss_ratio_largest_vs_x1": round(
-                mine[-1]["peak_rss_mib_select"] / mine[0]["peak_rss_mib_select"], 3
+            "rss_ratio_largest_vs_x1": (
+                round(mine[-1]["peak_rss_mib_select"] / mine[0]["peak_rss_mib_select"], 3)
+                if complete
+                else None
             ),
             "wall_time_exponent": (
                 round(_exponent(rows, [p["select_s"] for p in mine]), 3) if complete else None
