@@ -35,8 +35,14 @@ COPY_THRESHOLD = 0.85  # both-way purity / |correlation|: a 10%-noisy relabellin
 _MAX_DISTINCT_SHARE = 0.2  # more distinct values than this share of rows: ID-like, no verdict
 
 
-def validation_sample(valid: pd.DataFrame, seed: int = 0, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
-    """At most ``rows`` rows of ``valid``, drawn with ``seed`` (all of them if fewer)."""
+def validation_sample(valid, seed: int = 0, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
+    """At most ``rows`` rows of ``valid``, drawn with ``seed`` (all of them if fewer).
+
+    A stream (``recsel.inputs`` source) gives its first ``rows`` rows instead: drawing
+    at random would mean reading all of it.
+    """
+    if not isinstance(valid, pd.DataFrame):
+        return valid.sample_frame(rows)
     return valid if len(valid) <= rows else valid.sample(rows, random_state=seed)
 
 
