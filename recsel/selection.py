@@ -305,10 +305,12 @@ def _prepare(
         shrinkable=config.has_budget and not k,
     )
     if schedule.notes:
+        # One short line per adaptation: logs (and `| tee`) must not get 300-character lines.
+        adaptations = "".join(f"\n  - {note}" for note in schedule.notes)
         warnings.warn(
             f"recsel: {train_rows} training rows are short for {sum(schedule.rounds)} selections at "
-            f"batch {config.batch_size} in one pass, and repeating examples would let ID-like "
-            f"features win by memorisation; so {'; '.join(schedule.notes)}.",
+            f"batch {config.batch_size} in one pass.\nRepeating examples would let ID-like "
+            f"features win by memorisation, so instead:{adaptations}",
             stacklevel=3,
         )
     adapted = dataclasses.replace(

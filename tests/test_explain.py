@@ -32,12 +32,10 @@ def _auc_with_zeroed_tables(model, kept, frame, label, zeroed):
     layer = (
         model.embedding.embedding if isinstance(model.embedding, ExpandColumns) else model.embedding
     )
-    saved = {n: layer.embeddings[n].table.numpy() for n in zeroed}
-    for name in zeroed:
-        layer.embeddings[name].table.assign(np.zeros_like(saved[name]))
+    saved = {n: layer.feature_table(n) for n in zeroed}
+    layer.set_feature_tables({n: np.zeros_like(t) for n, t in saved.items()})
     logits = np.concatenate([model(b).numpy()[:, 0] for b in to_dataset(frame, kept, None, 4096)])
-    for name, table in saved.items():
-        layer.embeddings[name].table.assign(table)
+    layer.set_feature_tables(saved)
     return roc_auc_score(frame[label].to_numpy(), logits)
 
 
