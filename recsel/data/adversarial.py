@@ -22,6 +22,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from recsel.data.synthetic import solve_bias
+
 VARIANTS = ("balanced", "rare")
 _POSITIVE_RATE = {"balanced": 0.3, "rare": 0.025}
 # Logit scale per informative group. The rare variant has fewer positives, so each
@@ -96,18 +98,6 @@ class AdversarialData:
     def sources(self) -> list[str]:
         """The informative source columns (one per group)."""
         return list(self.groups)
-
-
-def _solve_bias(logit: np.ndarray, rate: float) -> float:
-    """The bias b with mean(sigmoid(logit + b)) == rate (bisection; monotone in b)."""
-    lo, hi = -30.0, 30.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if np.mean(1.0 / (1.0 + np.exp(-(logit + mid)))) < rate:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 def _standardise(effect: np.ndarray) -> np.ndarray:
@@ -239,7 +229,7 @@ def make_adversarial(
         else:
             columns[name] = rng.normal(size=n_rows).astype(np.float32)
 
-    bias = _solve_bias(logit, _POSITIVE_RATE[variant])
+    bias = solve_bias(logit, _POSITIVE_RATE[variant])
     label = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-(logit + bias)))).astype(np.int64)
     frame = pd.DataFrame({name: columns[name] for name in sorted(columns)})
     frame["label"] = label

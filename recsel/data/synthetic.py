@@ -340,7 +340,7 @@ def make_synthetic(
         kinds[name] = kind
 
     logit *= signal_strength * _EFFECT_SCALE
-    prob = 1.0 / (1.0 + np.exp(-(logit + _solve_bias(logit, _TARGET_POSITIVE_RATE))))
+    prob = 1.0 / (1.0 + np.exp(-(logit + solve_bias(logit, _TARGET_POSITIVE_RATE))))
     label = (rng.random(n_rows) < prob).astype(np.int64)
 
     frame = pd.DataFrame({name: values[name] for name in sorted(values)})
@@ -357,7 +357,7 @@ def make_synthetic(
     )
 
 
-def _solve_bias(logit: np.ndarray, rate: float) -> float:
+def solve_bias(logit: np.ndarray, rate: float) -> float:
     """The bias b with mean(sigmoid(logit + b)) == rate, by bisection (monotone in b)."""
     lo, hi = -30.0, 30.0
     for _ in range(60):
