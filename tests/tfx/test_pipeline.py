@@ -54,7 +54,7 @@ def run(tmp_path_factory):
     }
     data = write_synthetic_csv(
         paths["data_root"],
-        1500,
+        4000,  # one pass must give every selection event its steps (issue 14)
         seed=0,
         n_informative=3,
         n_duplicates=1,
