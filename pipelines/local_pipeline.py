@@ -311,14 +311,18 @@ def planted_verdict(data, selected: list[str]) -> str:
     """One line scoring ``selected`` against the synthetic data's planted ground truth.
 
     Example:
-        >>> planted_verdict(data, result.selected)  # 'Kept 8 of 8 informative feature groups; no copies, no noise'
+        >>> planted_verdict(data, result.selected)  # 'Kept 8 of 8 informative feature groups; no redundant copies, no noise'
     """
     group_of = {c: g for g, members in data.groups().items() for c in members}
     hits = [group_of[s] for s in selected if s in group_of]
     copies = len(hits) - len(set(hits))
     noise = sum(s not in group_of for s in selected)
     line = f"Kept {len(set(hits))} of {len(data.informative)} informative feature groups; "
-    line += f"{copies} {'copy' if copies == 1 else 'copies'}" if copies else "no copies"
+    line += (
+        f"{copies} redundant {'copy' if copies == 1 else 'copies'}"
+        if copies
+        else "no redundant copies"
+    )
     return line + (f", {noise} noise" if noise else ", no noise")
 
 
@@ -347,7 +351,14 @@ def summarise(metadata_path: str, serving_model_dir: str, data=None) -> str:
     role = {}
     if data is not None:
         role = {c: "informative" for c in data.informative}
-        role.update({c: f"copy of {o}" for c, o in data.duplicates.items()})
+        # A copy kept without its original stands in for that group (informative).
+        kept = set(result.selected)
+        role.update(
+            {
+                c: f"copy of {o}" + ("" if o in kept else ", for its group")
+                for c, o in data.duplicates.items()
+            }
+        )
         role.update({c: "noise" for c in data.noise if c not in data.traps})
         role.update({c: "ID-like trap" for c in data.traps})
     for name in result.selected:

@@ -287,8 +287,8 @@ def test_planted_verdict_names_groups_copies_and_noise():
     data = make_synthetic(n_rows=500, n_informative=3, n_duplicates=1, n_noise=2, n_traps=0)
     (copy, source), noise = next(iter(data.duplicates.items())), data.noise[0]
     clean = planted_verdict(data, data.informative)
-    assert clean == "Kept 3 of 3 informative feature groups; no copies, no noise"
+    assert clean == "Kept 3 of 3 informative feature groups; no redundant copies, no noise"
     others = [c for c in data.informative if c != source][:1]
     assert planted_verdict(data, [source, copy, *others, noise]) == (
-        "Kept 2 of 3 informative feature groups; 1 copy, 1 noise"
+        "Kept 2 of 3 informative feature groups; 1 redundant copy, 1 noise"
     )
