@@ -103,7 +103,6 @@ def _dir_bytes(path: Path) -> int:
 
 def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
     """One point, in this (fresh) process: select() then the plain fit, same stream."""
-    import tensorflow as tf
     import tf_keras
 
     from recsel.config import SelectionConfig
@@ -162,7 +161,6 @@ def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
     state_bytes = sum(
         int(np.prod(v.shape)) * v.dtype.size for v in [*plain.variables, *plain.optimizer.variables]
     )
-    del tf
     return {
         "format": fmt,
         "rows": rows,

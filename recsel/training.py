@@ -110,9 +110,7 @@ class SelectionTrainer:
         self.features, self.label, self.config = features, label, config
         self.train_source = as_source(train, features, label, "train")
         self.valid_source = as_source(valid, features, label, "valid")
-        self.serving_sample = self.valid_source.sample_frame(
-            max(SERVING_SAMPLE_ROWS, config.serving_batch_size)
-        )
+        self._serving_sample = None  # read on first use: only budgets need it
         self._valid_batches = None  # built on first evaluation, then re-iterated
         self.progress = progress
         with self.strategy.scope():  # variables (and so the selection state) per replica
@@ -158,6 +156,14 @@ class SelectionTrainer:
             )
             self._manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
         self.state_provider: Callable[[], dict] | None = None
+
+    @property
+    def serving_sample(self) -> pd.DataFrame:
+        """A few thousand validation rows as serving-latency inputs (read once, when asked)."""
+        if self._serving_sample is None:
+            rows = max(SERVING_SAMPLE_ROWS, self.config.serving_batch_size)
+            self._serving_sample = self.valid_source.sample_frame(rows)
+        return self._serving_sample
 
     def _open_stream(self, skip_batches: int):
         dataset = self.train_source.dataset(

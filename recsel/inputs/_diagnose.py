@@ -51,9 +51,7 @@ def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str
             raise ValueError(f"{path}: not a readable Parquet file ({err}).") from err
         found = {name: str(schema.field(name).type) for name in schema.names}
     else:
-        with tf.io.gfile.GFile(path, "r") as f:
-            header = f.readline().rstrip("\r\n").split(",")
-        found = {name.strip(): "csv" for name in header}
+        found = {name: "csv" for name in csv_header(path)}
     missing = [c for c in columns if c not in found]
     if missing:
         raise MissingColumnError(
@@ -62,6 +60,23 @@ def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str
             f"{_STATS_HINT}"
         )
     return {c: found[c] for c in columns}
+
+
+def csv_header(path: str) -> list[str]:
+    """The column names on a CSV shard's first line."""
+    with tf.io.gfile.GFile(path, "r") as f:
+        return [name.strip() for name in f.readline().rstrip("\r\n").split(",")]
+
+
+def first_corrupt_tfrecord(files: list[str]) -> str | None:
+    """The first TFRecord shard that does not read to its end, if any (only on failure)."""
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset(path, compression_type=_compression(path)).batch(4096):
+                pass
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+            return path
+    return None
 
 
 def check_kinds(kinds: dict[str, str], features: FeatureSet, label: str | None, path: str) -> None:

@@ -331,8 +331,7 @@ def _dense(column: pa.Array, dtype, name: str, path: str) -> np.ndarray:
             f"{path}: column {name!r} has {column.null_count} missing value(s) in a scalar "
             "feature; fill them when writing the shards, or declare the feature as a list."
         )
-    values = column.to_numpy(zero_copy_only=False)
-    return values.astype(dtype) if dtype is not object else values.astype(object)
+    return column.to_numpy(zero_copy_only=False).astype(dtype)
 
 
 def _ragged(column: pa.Array, spec: FeatureSpec, sep: str, path: str) -> tf.RaggedTensor:

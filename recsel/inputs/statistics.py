@@ -32,6 +32,7 @@ from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
 
 from recsel._table_io import format_of
 from recsel.features import FeatureSet
+from recsel.inputs import _diagnose
 from recsel.inputs.readers import resolve_paths
 from recsel.schema_io import feature_set_from_schema, read_statistics
 
@@ -43,8 +44,7 @@ def _source(files: list[str], fmt: str) -> tfxio.TFXIO:
         return tfxio.TFExampleRecord(file_pattern=files)
     if fmt == "parquet":
         return ParquetTFXIO(file_pattern=files)
-    with tf.io.gfile.GFile(files[0], "r") as f:
-        header = [c.strip() for c in f.readline().rstrip("\r\n").split(",")]
+    header = _diagnose.csv_header(files[0])
     return tfxio.CsvTFXIO(file_pattern=files, column_names=header, skip_header_lines=1)
 
 
@@ -135,7 +135,9 @@ def compute_statistics(
     except Exception as err:
         if tf.io.gfile.exists(temporary):
             tf.io.gfile.remove(temporary)
-        culprit = _corrupt_shard(files) if format_of(files[0]) == "tfrecord" else None
+        culprit = (
+            _diagnose.first_corrupt_tfrecord(files) if format_of(files[0]) == "tfrecord" else None
+        )
         where = culprit or path
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
@@ -143,18 +145,6 @@ def compute_statistics(
             + ("This shard is corrupt: rewrite or remove it." if culprit else "")
         ) from err
     return read_statistics(output_path)
-
-
-def _corrupt_shard(files: list[str]) -> str | None:
-    """The first TFRecord shard that does not read to its end, if any (only on failure)."""
-    for path in files:
-        compression = "GZIP" if path.lower().endswith(".gz") else ""
-        try:
-            for _ in tf.data.TFRecordDataset(path, compression_type=compression).batch(4096):
-                pass
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
-            return path
-    return None
 
 
 def num_rows(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> int:
