@@ -8,7 +8,8 @@ the order does not depend on how fast the machine is) or by weight per unit of m
 cost (``"ratio"``, which lets measured speed reorder the choice). After each
 round the pruned model's serving latency is *measured*; under a relative budget
 (``latency_budget_fraction``) the full model is timed alongside it, in interleaved
-passes, and the round fits when the ratio of the two does. The round's new features are
+passes, and the round fits when the ratio of the two does (a round within 15% over its
+limit is re-timed on 3x the passes first). The round's new features are
 then masked off the trained model for one validation pass: if they add less than
 ``plateau_tolerance`` AUC, rounds stop and the result is the round before (comparing
 rounds' AUCs instead credits later rounds for training longer, and let copies and noise
@@ -41,6 +42,10 @@ from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
 from recsel.result import RoundRecord, latency_limit_ms
 from recsel.selection import embedding_bytes
+
+# A round measured over its latency limit by at most this factor is re-timed on more
+# passes before it is judged: the gap is within what a busy machine's noise can add.
+BORDERLINE = 1.15
 
 
 class BudgetError(ValueError):
@@ -208,13 +213,15 @@ class BudgetController:
             model, kept, self.trainer.serving_sample, self.config.serving_batch_size, self.workdir
         )
 
-    def _measure(self, model, kept: FeatureSet) -> tuple[LatencyStats, LatencyStats | None]:
-        """p50 of ``model`` (3 interleaved passes of 10 calls), and of the full model
-        timed in the same passes when the budget is relative (else None)."""
+    def _measure(
+        self, model, kept: FeatureSet, passes: int = 3
+    ) -> tuple[LatencyStats, LatencyStats | None]:
+        """p50 of ``model`` (``passes`` interleaved passes of 10 calls), and of the full
+        model timed in the same passes when the budget is relative (else None)."""
         targets = [self._load(model, kept)]
         if self._full_model is not None:
             targets.append(self._full_model)
-        stats = measure_interleaved(targets, self.config.serving_batch_size)
+        stats = measure_interleaved(targets, self.config.serving_batch_size, passes=passes)
         return stats[0], (stats[1] if self._full_model is not None else None)
 
     def latency_limit_ms(self, full_model_ms: float | None = None) -> float:
@@ -341,6 +348,11 @@ class BudgetController:
         self._previous = list(record.selected)
         if self.config.latency_budget_ms is not None:
             stats, full = self._measure(pruned, kept)
+            limit = self.latency_limit_ms(full.p50_ms if full is not None else None)
+            if limit < stats.p50_ms <= BORDERLINE * limit:
+                # Within timing noise of the limit (on a busy 2-core CI box a round
+                # measured 8% over a budget it fits): judge it on 3x the passes.
+                stats, full = self._measure(pruned, kept, passes=9)
             record.latency_ms_p50, record.latency_ms_p99 = stats.p50_ms, stats.p99_ms
             record.full_model_latency_ms = full.p50_ms if full is not None else None
             if full is not None:
