@@ -68,13 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # isort: split
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from recsel import _quiet
+    from recsel import quiet
     from recsel.atomic import read_text
     from recsel.beam.ensemble import EnsembleJob, run_ensemble
     from recsel.cli import config_from_args
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _quiet.install(verbose=args.verbose or None)  # recsel's lines: one plain line each
+    quiet.install(verbose=args.verbose or None)  # recsel's lines: one plain line each
     if args.quiet:
         logging.getLogger("recsel").setLevel(logging.WARNING)
     try:

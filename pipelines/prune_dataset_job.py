@@ -67,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # isort: split
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from recsel import _quiet
+    from recsel import quiet
 
-    _quiet.install(verbose=args.verbose or None)
+    quiet.install(verbose=args.verbose or None)
     from recsel.beam.prune_dataset import PruneJob, run_prune
 
     keep = [c.strip() for item in args.keep_columns for c in item.split(",") if c.strip()]

@@ -143,7 +143,7 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_verbose_arg(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--verbose``: every third-party log line too (see ``recsel._quiet``)."""
+    """Adds ``--verbose``: every third-party log line too (see ``recsel.quiet``)."""
     parser.add_argument(
         "--verbose",
         action="store_true",
@@ -332,8 +332,8 @@ def run_select(args: argparse.Namespace) -> int:
 def _should_stream(args: argparse.Namespace) -> bool:
     if args.stream != "auto":
         return args.stream == "on"
-    from recsel._table_io import format_of
     from recsel.inputs.readers import resolve_paths
+    from recsel.inputs.table_io import format_of
 
     files = resolve_paths(args.data)
     return len(files) >= 2 and format_of(files[0]) in ("tfrecord", "parquet")
@@ -460,9 +460,9 @@ def run_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from recsel import _quiet  # importing recsel pins Keras 2 before TensorFlow loads
+    from recsel import quiet  # importing recsel pins Keras 2 before TensorFlow loads
 
-    _quiet.install(verbose=args.verbose or _quiet.verbose_requested([]))
+    quiet.install(verbose=args.verbose or quiet.verbose_requested([]))
     from recsel._cli_report import run_report
 
     commands = {"select": run_select, "demo": run_demo, "report": run_report}

@@ -59,8 +59,8 @@ from recsel.features import KINDS, FeatureSet, FeatureSpec
 from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
 from recsel.progress import Progress
-from recsel.selection import embedding_bytes
 from recsel.serving import load_serving_fn, serialize_examples
+from recsel.spec.widths import embedding_bytes
 from recsel.tower import resolve_tower, tower_fingerprint
 
 __all__ = [

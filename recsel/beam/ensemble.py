@@ -230,7 +230,7 @@ class RunSelection(beam.DoFn):
         )
         result.provenance["ensemble_run"] = {**spec, "train_rows": len(train)}
         line = run_line(spec, result, time.time() - started, self.job.num_runs)
-        _LOG.info(line)  # one plain 'recsel: ...' line (recsel._quiet's handler)
+        _LOG.info(line)  # one plain 'recsel: ...' line (recsel.quiet's handler)
         yield {"spec": spec, "result": result.to_dict()}
 
 
@@ -317,10 +317,12 @@ class WriteConsensus(beam.DoFn):
                 for key in ("steps", "train_rows_seen", "wall_seconds")
             }
         result = consensus_result(runs, chosen, refit, provenance)
-        write_ensemble_outputs(self.job, result, feature_set, runs, record)
+        write_ensemble_outputs(
+            self.job.output_dir, result, feature_set, runs, record, overwrite=self.job.overwrite
+        )
         _remove_if_empty(self.job.checkpoint_root)  # each select() removed its own on success
         summary = final_line(result, record)
-        _LOG.info(summary)  # one plain 'recsel: ...' line (recsel._quiet's handler)
+        _LOG.info(summary)  # one plain 'recsel: ...' line (recsel.quiet's handler)
         yield {"output_dir": self.job.output_dir, "summary": summary}
 
 

@@ -1,0 +1,347 @@
+"""Every user parameter of the shells, declared once: name, type, default, help, parser.
+
+The CLI flags (``recsel.cli``), the TFX execution properties (``recsel.tfx``) and the Beam
+ensemble job's options (``recsel.beam.ensemble.EnsembleJob`` and
+``pipelines/ensemble_job.py``) are all generated from ``PARAMS``, so a default, a type or a
+unit parser exists once. ``tests/test_params.py`` checks that the three surfaces agree.
+
+A parameter that is a ``SelectionConfig`` field takes its type and default from that
+dataclass (the core's one declaration); the others (how the inputs are read and the
+candidates built) declare theirs here. Parameters that only one shell has (a TFX split
+name, the CLI's ``--stream``) stay in that shell: they cannot drift.
+
+Example:
+    >>> from recsel import params
+    >>> params.get("embedding_dim").default
+    16
+    >>> params.parse_memory_bytes("512MiB")
+    536870912.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from recsel.config import SelectionConfig
+
+CLI, TFX, BEAM = "cli", "tfx", "beam"
+SURFACES = frozenset({CLI, TFX, BEAM})
+
+# The groups say where a parameter goes: ``config`` into SelectionConfig, ``features``
+# into how candidates are built (every command that selects), ``data`` into how a table
+# is read and split (commands that read a user's table).
+CONFIG, FEATURES, DATA = "config", "features", "data"
+
+_LATENCY_UNITS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
+_MEMORY_UNITS = {
+    "b": 1,
+    "kb": 1e3,
+    "mb": 1e6,
+    "gb": 1e9,
+    "tb": 1e12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def _quantity(text: str, units: dict[str, float], what: str, default_unit: str) -> float:
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ]*)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number with a unit (e.g. 3ms).")
+    value, unit = float(match.group(1)), (match.group(2) or default_unit).lower()
+    if unit not in units:
+        raise argparse.ArgumentTypeError(
+            f"{what} {text!r} has unknown unit {match.group(2)!r}; use one of {', '.join(units)}."
+        )
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{what} must be positive, got {text!r}.")
+    return value * units[unit]
+
+
+def parse_latency_ms(text: str) -> float:
+    """Parses a latency with a unit into milliseconds (bare numbers are milliseconds).
+
+    Args:
+        text: ``3ms``, ``500us``, ``0.01s`` or ``2``.
+
+    Returns:
+        Milliseconds.
+
+    Raises:
+        argparse.ArgumentTypeError: Not a positive number with a known unit.
+
+    Example:
+        >>> parse_latency_ms("500us")
+        0.5
+    """
+    return _quantity(text, _LATENCY_UNITS, "Latency budget", "ms")
+
+
+class LatencyBudget(NamedTuple):
+    """A parsed ``--latency-budget``: milliseconds, or a share of the full model's latency."""
+
+    ms: float | None = None
+    fraction: float | None = None
+
+
+def parse_latency_budget(text: str) -> LatencyBudget:
+    """Parses a time (``3ms``) or a share of the full model's latency (``50%``).
+
+    Args:
+        text: The flag's value.
+
+    Returns:
+        A ``LatencyBudget`` with one of its fields set.
+
+    Raises:
+        argparse.ArgumentTypeError: A bad time, or a percentage outside (0, 100].
+
+    Example:
+        >>> parse_latency_budget("50%")
+        LatencyBudget(ms=None, fraction=0.5)
+    """
+    if text.strip().endswith("%"):
+        try:
+            percent = float(text.strip()[:-1])
+        except ValueError:
+            percent = float("nan")
+        if not 0 < percent <= 100:
+            raise argparse.ArgumentTypeError(
+                f"Latency budget {text!r} must be a percentage in (0, 100] of the full model's latency."
+            )
+        return LatencyBudget(fraction=percent / 100)
+    return LatencyBudget(ms=parse_latency_ms(text))
+
+
+def parse_memory_bytes(text: str) -> float:
+    """Parses a size into bytes (bare numbers are bytes).
+
+    Args:
+        text: ``2GB``, ``512MiB`` or ``1000``.
+
+    Returns:
+        Bytes.
+
+    Raises:
+        argparse.ArgumentTypeError: Not a positive number with a known unit.
+
+    Example:
+        >>> parse_memory_bytes("2GB")
+        2000000000.0
+    """
+    return _quantity(text, _MEMORY_UNITS, "Memory budget", "b")
+
+
+_FROM_CONFIG: Any = object()  # sentinel: take the SelectionConfig field's type / default
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One user parameter and how each surface spells it.
+
+    Args:
+        name: The canonical name: the ``SelectionConfig`` field, the TFX execution
+            property and the ``EnsembleJob`` field.
+        help: One line for ``--help`` (argparse ``%`` escaped).
+        group: ``config``, ``features`` or ``data`` (see the module constants).
+        kind: ``int``, ``float``, ``str`` or ``tuple`` (a list of names); config
+            parameters take their field's type.
+        default: The default; config parameters take their field's default.
+        surfaces: The shells that expose it.
+        flag: The CLI flag (default ``--`` + the name with dashes).
+        parse: CLI text -> value, for values with units.
+        pick: With a shared ``flag``: the attribute of the parsed value that is this
+            parameter's (``--latency-budget`` fills ``latency_budget_ms`` or ``_fraction``).
+        choices: The allowed values.
+        minimum: The smallest allowed value.
+        metavar: The CLI metavar.
+        exclusive: CLI flags with the same name here are mutually exclusive.
+    """
+
+    name: str
+    help: str
+    group: str = CONFIG
+    kind: Any = _FROM_CONFIG
+    default: Any = _FROM_CONFIG
+    surfaces: frozenset[str] = SURFACES
+    flag: str | None = None
+    parse: Callable[[str], Any] | None = None
+    pick: str | None = None
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    metavar: str | None = None
+    exclusive: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.group == CONFIG:
+            field = _config_fields()[self.name]  # KeyError: not a SelectionConfig field
+            if self.kind is _FROM_CONFIG:
+                object.__setattr__(self, "kind", _plain_type(field.type, self.name))
+            if self.default is _FROM_CONFIG:
+                object.__setattr__(self, "default", field.default)
+        elif self.kind is _FROM_CONFIG or self.default is _FROM_CONFIG:
+            raise TypeError(
+                f"Parameter {self.name!r} is not a SelectionConfig field: give kind and default."
+            )
+        if self.flag is None:
+            object.__setattr__(self, "flag", "--" + self.name.replace("_", "-"))
+
+    def check(self, value: Any, where: str = "") -> Any:
+        """Validates one value against ``choices`` and ``minimum``; returns it.
+
+        Raises:
+            ValueError: The value is not allowed; the message names the parameter.
+        """
+        name = where or self.name
+        if value is None:
+            return value
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{name} must be one of {self.choices}, got {value!r}.")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"{name} must be at least {self.minimum:g}, got {value!r}.")
+        return value
+
+
+def _config_fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(SelectionConfig)}
+
+
+def _plain_type(annotation: Any, name: str) -> type:
+    """``int | None`` -> ``int``: the one plain type a TFX property can carry."""
+    if isinstance(annotation, str):
+        annotation = typing.get_type_hints(SelectionConfig)[name]
+    plain = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    if len(plain) != 1 or plain[0] not in (int, float, str, bool):
+        raise TypeError(f"SelectionConfig.{name} ({annotation}) has no plain parameter type.")
+    return plain[0]
+
+
+_K = "(default %(default)s)"
+
+PARAMS: tuple[Param, ...] = (
+    # ---- what to keep
+    Param("num_features", "Features to keep.", exclusive="count"),
+    Param(
+        "feature_fraction", "Share of the candidate features to keep.", flag="--fraction",
+        exclusive="count",
+    ),
+    Param(
+        "latency_budget_ms",
+        "p50 serving latency budget at --serving-batch-size: a time (3ms) or a share of the "
+        "full model's latency measured on this machine (50%%).",
+        flag="--latency-budget", parse=parse_latency_budget, pick="ms", metavar="TIME|PCT",
+    ),
+    Param(
+        "latency_budget_fraction", "The latency budget as a share of the full model's p50.",
+        flag="--latency-budget", pick="fraction",
+    ),
+    Param(
+        "memory_budget_bytes", "Embedding-table memory budget, e.g. 2GB.",
+        flag="--memory-budget", parse=parse_memory_bytes, metavar="SIZE",
+    ),
+    Param("serving_batch_size", f"Batch size of the latency measurement {_K}."),
+    # ---- widths
+    Param("chunk_size", f"Columns per chunk candidate {_K}."),
+    Param("dim_multiple", f"Round widths up to this multiple {_K}."),
+    Param("min_dim", f"Smallest width of a kept feature {_K}."),
+    Param("max_dim", "Largest width of a kept feature (default: its full width)."),
+    # ---- training
+    Param("batch_size", f"Selection-model batch size {_K}."),
+    Param("epochs", "Passes over the training rows (keep ~1)."),
+    Param("train_steps", "Training steps of the whole run (overrides --epochs)."),
+    Param("learning_rate", f"Selection-model learning rate {_K}."),
+    Param("seed", f"Seed of the selection run {_K}."),
+    Param(
+        "tower",
+        "Custom selection tower: 'file.py:function' or 'package.module:function' returning "
+        "a tf_keras layer from the embedding vector to one logit (see recsel.tower).",
+        kind=str, surfaces=frozenset({CLI, BEAM}), metavar="SPEC",
+    ),  # TFX names it with module_file / module_path / tower_fn, as Trainer does
+    # ---- candidates
+    Param(
+        # 16, as the core's builders (infer_feature_set, feature_set_from_schema and
+        # _from_statistics) and TFX: the CLI's and the ensemble job's old 32 was the odd
+        # one out, and it doubled the candidate model for two more chunks per feature.
+        "embedding_dim", f"Full width of inferred features {_K}.", group=FEATURES, kind=int,
+        default=16, minimum=1,
+    ),
+    Param(
+        "vocabulary_min_count",
+        "Vocabulary frequency threshold of inferred features: values seen fewer times in "
+        "training map to OOV (default 5, recsel.inference.DEFAULT_MIN_COUNT; 1 keeps every "
+        "value). Rare values can only be memorised, which lets ID-like columns win selection.",
+        group=FEATURES, kind=int, default=5, minimum=1, flag="--min-count",
+    ),
+    Param(
+        "nan_policy", "NaN/inf in numeric features: fail (default) or impute the column mean.",
+        group=FEATURES, kind=str, default="raise", choices=("raise", "impute"),
+    ),
+    # ---- reading a table (TFX reads splits of an Examples artifact instead)
+    Param(
+        "validation_fraction", "Share of the rows (or shards) held out for validation "
+        f"{_K}.", group=DATA, kind=float, default=0.2, surfaces=frozenset({CLI, BEAM}),
+    ),
+    Param(
+        "exclude", "Columns that are not candidates.", group=DATA, kind=tuple, default=(),
+        surfaces=frozenset({CLI, BEAM}),
+    ),
+    Param(
+        "categorical", "Integer columns to treat as categorical.", group=DATA, kind=tuple,
+        default=(), surfaces=frozenset({CLI, BEAM}),
+    ),
+)  # fmt: skip
+
+_BY_NAME = {p.name: p for p in PARAMS}
+
+
+def get(name: str) -> Param:
+    """The parameter called ``name``.
+
+    Raises:
+        KeyError: No such parameter; the message lists them.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"No parameter {name!r}; there are: {', '.join(_BY_NAME)}.") from None
+
+
+def default(name: str) -> Any:
+    """The default of parameter ``name`` (one place for every shell's default)."""
+    return get(name).default
+
+
+def on(surface: str, group: str | None = None) -> Iterator[Param]:
+    """The parameters ``surface`` exposes, in declaration order (optionally one group)."""
+    if surface not in SURFACES:
+        raise ValueError(f"Unknown surface {surface!r}; use one of {sorted(SURFACES)}.")
+    return (p for p in PARAMS if surface in p.surfaces and group in (None, p.group))
+
+
+def config_kwargs(values: dict[str, Any], surface: str) -> dict[str, Any]:
+    """The ``SelectionConfig`` keyword arguments among ``values`` (None: the default).
+
+    Args:
+        values: Parameter values by canonical name (missing or None: not given).
+        surface: The shell they came from (only its parameters are read).
+
+    Returns:
+        Keyword arguments for ``SelectionConfig``, each cast to its declared type.
+
+    Example:
+        >>> config_kwargs({"num_features": 3, "seed": None}, "tfx")
+        {'num_features': 3}
+    """
+    out = {}
+    for param in on(surface, CONFIG):
+        value = values.get(param.name)
+        if value is not None:
+            out[param.name] = param.kind(value)
+    return out
