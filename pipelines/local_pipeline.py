@@ -419,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, beam_args = parser.parse_known_args(argv)
     import recsel  # noqa: F401  (quiet mode and Keras 2, before TensorFlow loads)
     from recsel import quiet
-    from recsel.cli import parse_latency_budget
+    from recsel.params import parse_latency_budget
 
     quiet.install(verbose=args.verbose or None)
 

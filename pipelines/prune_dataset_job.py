@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="TFRecord records checked before launching (0: skip; the end check remains).",
     )
     parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty output.")
-    from recsel.cli import add_verbose_arg
+    from recsel.params import add_verbose_arg
 
     add_verbose_arg(parser)
     return parser

@@ -34,8 +34,8 @@ SURFACES = frozenset({CLI, TFX, BEAM})
 
 # The groups say where a parameter goes: ``config`` into SelectionConfig, ``features``
 # into how candidates are built (every command that selects), ``data`` into how a table
-# is read and split (commands that read a user's table).
-CONFIG, FEATURES, DATA = "config", "features", "data"
+# is read and split (commands that read a user's table), ``run`` into where a run writes.
+CONFIG, FEATURES, DATA, RUN = "config", "features", "data", "run"
 
 _LATENCY_UNITS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 _MEMORY_UNITS = {
@@ -163,6 +163,7 @@ class Param:
         minimum: The smallest allowed value.
         metavar: The CLI metavar.
         exclusive: CLI flags with the same name here are mutually exclusive.
+        required: The CLI flag must be given.
     """
 
     name: str
@@ -178,6 +179,7 @@ class Param:
     minimum: float | None = None
     metavar: str | None = None
     exclusive: str | None = None
+    required: bool = False
 
     def __post_init__(self) -> None:
         if self.group == CONFIG:
@@ -192,6 +194,11 @@ class Param:
             )
         if self.flag is None:
             object.__setattr__(self, "flag", "--" + self.name.replace("_", "-"))
+
+    @property
+    def dest(self) -> str:
+        """The argparse attribute: the flag's name (``--min-count`` -> ``min_count``)."""
+        return self.flag.lstrip("-").replace("-", "_")
 
     def check(self, value: Any, where: str = "") -> Any:
         """Validates one value against ``choices`` and ``minimum``; returns it.
@@ -279,11 +286,11 @@ PARAMS: tuple[Param, ...] = (
         "value). Rare values can only be memorised, which lets ID-like columns win selection.",
         group=FEATURES, kind=int, default=5, minimum=1, flag="--min-count",
     ),
+    # ---- reading a table (TFX reads splits of an Examples artifact instead)
     Param(
         "nan_policy", "NaN/inf in numeric features: fail (default) or impute the column mean.",
-        group=FEATURES, kind=str, default="raise", choices=("raise", "impute"),
+        group=DATA, kind=str, default="raise", choices=("raise", "impute"),
     ),
-    # ---- reading a table (TFX reads splits of an Examples artifact instead)
     Param(
         "validation_fraction", "Share of the rows (or shards) held out for validation "
         f"{_K}.", group=DATA, kind=float, default=0.2, surfaces=frozenset({CLI, BEAM}),
@@ -295,6 +302,34 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "categorical", "Integer columns to treat as categorical.", group=DATA, kind=tuple,
         default=(), surfaces=frozenset({CLI, BEAM}),
+    ),
+    Param(
+        "stream", "Stream the shards (one statistics pass, bounded memory) instead of reading "
+        "them into memory. auto: stream TFRecord or Parquet data of two or more shards.",
+        group=DATA, kind=str, default="auto", choices=("auto", "on", "off"),
+        surfaces=frozenset({CLI, BEAM}),
+    ),
+    Param(
+        "shuffle_buffer", "Rows in the streaming shuffle buffer (memory is bounded by it).",
+        group=DATA, kind=int, default=10_000, minimum=0, surfaces=frozenset({CLI, BEAM}),
+    ),
+    # ---- where a run writes (TFX: the artifacts and the stateful working directory)
+    Param(
+        "output_dir", "Where the outputs go (must be empty).", group=RUN, kind=str,
+        default=None, surfaces=frozenset({CLI, BEAM}), required=True,
+    ),
+    Param(
+        "overwrite", "Replace a non-empty --output-dir.", group=RUN, kind=bool, default=False,
+        surfaces=frozenset({CLI, BEAM}),
+    ),
+    Param(
+        "log_dir", "TensorBoard log directory for attention traces.", group=RUN, kind=str,
+        default=None, surfaces=frozenset({CLI, BEAM}),
+    ),
+    Param(
+        "checkpoint_dir", "Checkpoints (default: <output-dir>.checkpoint); rerunning the same "
+        "command resumes from them. Removed on success.", group=RUN, kind=str, default=None,
+        surfaces=frozenset({CLI, BEAM}),
     ),
 )  # fmt: skip
 
@@ -345,3 +380,108 @@ def config_kwargs(values: dict[str, Any], surface: str) -> dict[str, Any]:
         if value is not None:
             out[param.name] = param.kind(value)
     return out
+
+
+def default_checkpoint_dir(output_dir: str, checkpoint_dir: str | None = None) -> str:
+    """Where a run checkpoints: ``checkpoint_dir``, else ``<output_dir>.checkpoint``.
+
+    Example:
+        >>> default_checkpoint_dir("gs://b/out/")
+        'gs://b/out.checkpoint'
+    """
+    return checkpoint_dir or output_dir.rstrip("/") + ".checkpoint"
+
+
+# --------------------------------------------------------------------------- argparse
+def _cli_type(param: Param) -> Callable[[str], Any]:
+    """The argparse ``type``: the unit parser, else the plain type, then ``check``."""
+
+    def convert(text: str) -> Any:
+        value = param.parse(text) if param.parse else param.kind(text)
+        try:
+            return param.check(value, param.flag)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from err
+
+    convert.__name__ = param.kind.__name__ if param.parse is None else param.parse.__name__
+    return convert
+
+
+def add_cli_args(parser: argparse.ArgumentParser, groups: tuple[str, ...]) -> None:
+    """Adds the CLI flags of the parameters in ``groups``, generated from ``PARAMS``.
+
+    Args:
+        parser: The parser (or subcommand parser).
+        groups: Which groups (``CONFIG``, ``FEATURES``, ``DATA``, ``RUN``) to add.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_cli_args(parser, (CONFIG, FEATURES))
+        >>> config_from_args(parser.parse_args(["--num-features", "3"])).num_features
+        3
+    """
+    sections: dict[str, Any] = {}
+    exclusive: dict[str, Any] = {}
+    seen: set[str] = set()
+    for param in on(CLI):
+        if param.group not in groups or param.flag in seen:
+            continue  # a shared flag (--latency-budget) is added once, by its first param
+        seen.add(param.flag)
+        if param.group not in sections:
+            title = {CONFIG: "selection", FEATURES: "candidates", DATA: "data", RUN: "outputs"}
+            sections[param.group] = parser.add_argument_group(title[param.group])
+        target = sections[param.group]
+        if param.exclusive:
+            if param.exclusive not in exclusive:
+                exclusive[param.exclusive] = target.add_mutually_exclusive_group()
+            target = exclusive[param.exclusive]
+        kwargs: dict[str, Any] = {"dest": param.dest, "help": param.help}
+        if param.kind is bool:
+            kwargs["action"] = "store_true"
+        elif param.kind is tuple:
+            kwargs.update(nargs="*", default=list(param.default), metavar="COLUMN")
+        else:
+            kwargs.update(type=_cli_type(param), metavar=param.metavar)
+            kwargs["default"] = None if param.pick else param.default
+            if param.choices:
+                kwargs["choices"] = param.choices
+            if param.required:
+                kwargs["required"] = True
+        target.add_argument(param.flag, **kwargs)
+
+
+def add_verbose_arg(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--verbose``: every third-party log line too (see ``recsel.quiet``)."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Also show third-party log lines (TF, TFX, Beam); same as RECSEL_VERBOSE=1.",
+    )
+
+
+def values_from_args(args: argparse.Namespace, groups: tuple[str, ...] | None = None) -> dict:
+    """Parameter values by canonical name from parsed CLI flags (flags not added: skipped).
+
+    Args:
+        args: What ``add_cli_args``'s flags parsed into.
+        groups: Only these groups (None: all).
+
+    Returns:
+        ``{name: value}``; lists come back as tuples, ``--latency-budget`` as its two fields.
+    """
+    out = {}
+    for param in on(CLI):
+        if (groups is not None and param.group not in groups) or not hasattr(args, param.dest):
+            continue
+        value = getattr(args, param.dest)
+        if param.pick:
+            value = getattr(value, param.pick) if value is not None else None
+        elif param.kind is tuple:
+            value = tuple(value or ())
+        out[param.name] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> SelectionConfig:
+    """The ``SelectionConfig`` of the flags ``add_cli_args(parser, (CONFIG, ...))`` added."""
+    return SelectionConfig(**config_kwargs(values_from_args(args, (CONFIG,)), CLI))
