@@ -294,6 +294,12 @@ def run_ensemble(job: EnsembleJob, options: PipelineOptions | None = None) -> di
             len(inputs.valid.files),
             inputs.train.num_rows,
         )
+        if job.shards and len(inputs.train.files) < job.num_runs:
+            raise ValueError(
+                f"{job.input}: {len(inputs.train.files)} training shard(s) for {job.num_runs} "
+                "runs with shards=True; a streamed run trains on whole files. Write at least "
+                "one training shard per run, or leave out --shards."
+            )
         job = dataclasses.replace(
             job, features=inputs.features.to_dict(), statistics=inputs.statistics_path
         )
