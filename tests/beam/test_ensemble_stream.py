@@ -43,7 +43,9 @@ def _forbid_frames(monkeypatch):
 
 def _job(root, data, out, **kwargs):
     config = SelectionConfig(num_features=2, batch_size=64, seed=0)
-    return EnsembleJob(str(root / "data-*.tfrecord.gz"), data.label, str(out), config=config, **kwargs)
+    return EnsembleJob(
+        str(root / "data-*.tfrecord.gz"), data.label, str(out), config=config, **kwargs
+    )
 
 
 @pytest.mark.slow
