@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 export TF_USE_LEGACY_KERAS := 1
-# TF_CPP_MIN_LOG_LEVEL is left to recsel._quiet (3 quiet, 0 with --verbose / RECSEL_VERBOSE=1).
+# TF_CPP_MIN_LOG_LEVEL is left to recsel.quiet (3 quiet, 0 with --verbose / RECSEL_VERBOSE=1).
 export PYTHONHASHSEED := 0
 
 .PHONY: venv demo demo-cli test test-fast lint bench bench-quick clean

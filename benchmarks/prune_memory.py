@@ -27,7 +27,7 @@ import psutil
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from recsel.atomic import atomic_write_text
-from recsel.beam._shards import write_shards
+from recsel.data.shards import write_shards
 from recsel.data.synthetic import make_synthetic
 from recsel.result import RoundRecord, SelectionResult
 

@@ -26,8 +26,11 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The job's own flags; everything else is handed to Beam."""
-    from recsel.cli import add_selection_args
+    """The job's own flags; everything else is handed to Beam.
+
+    The flags shared with ``recsel select`` are generated from ``recsel.params``.
+    """
+    from recsel import params
 
     # allow_abbrev=False: a Beam flag such as --labels must not be taken for --label.
     parser = argparse.ArgumentParser(
@@ -44,19 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards", action="store_true", help="Train each run on a disjoint shard of the rows."
     )
     parser.add_argument("--features", help="Feature spec JSON (default: inferred on a worker).")
-    parser.add_argument("--validation-fraction", type=float, default=0.2)
-    parser.add_argument("--exclude", nargs="*", default=[], help="Columns that are not candidates.")
-    parser.add_argument(
-        "--categorical", nargs="*", default=[], help="Integer columns to treat as categorical."
-    )
-    parser.add_argument("--nan-policy", choices=["raise", "impute"], default="raise")
     parser.add_argument(
         "--no-refit",
         action="store_true",
         help="Do not train a ranker on the consensus; metrics are then per-run means.",
     )
-    add_selection_args(parser)
+    params.add_cli_args(parser, (params.CONFIG, params.FEATURES, params.DATA, params.RUN))
+    parser.add_argument("--quiet", action="store_true", help="No progress lines.")
+    params.add_verbose_arg(parser)
     return parser
+
+
+def job_options(args: argparse.Namespace) -> dict:
+    """The ``EnsembleJob`` keyword arguments of the flags ``recsel.params`` generated."""
+    from recsel import params
+
+    values = params.values_from_args(args)
+    shared = {p.name: values[p.name] for p in params.on(params.BEAM) if p.group != params.CONFIG}
+    return {**shared, "config": params.config_from_args(args)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,13 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # isort: split
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from recsel import _quiet
+    from recsel import quiet
     from recsel.atomic import read_text
     from recsel.beam.ensemble import EnsembleJob, run_ensemble
-    from recsel.cli import config_from_args
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _quiet.install(verbose=args.verbose or None)  # recsel's lines: one plain line each
+    quiet.install(verbose=args.verbose or None)  # recsel's lines: one plain line each
     if args.quiet:
         logging.getLogger("recsel").setLevel(logging.WARNING)
     try:
@@ -86,20 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = EnsembleJob(
             input=args.input,
             label=args.label,
-            output_dir=args.output_dir,
             num_runs=args.num_runs,
-            config=config_from_args(args),
             shards=args.shards,
             features=features,
-            validation_fraction=args.validation_fraction,
-            embedding_dim=args.embedding_dim,
-            exclude=tuple(args.exclude),
-            categorical=tuple(args.categorical),
-            nan_policy=args.nan_policy,
             refit=not args.no_refit,
-            overwrite=args.overwrite,
-            log_dir=args.log_dir,
-            checkpoint_dir=args.checkpoint_dir,
+            **job_options(args),
         )
         record = run_ensemble(job, PipelineOptions(beam_args))
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:

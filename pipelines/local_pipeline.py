@@ -234,9 +234,9 @@ def compile_for_vertex(
     """
     from tfx import v1 as tfx
 
-    from recsel import _quiet
+    from recsel import quiet
 
-    _quiet.quiet_packaging()  # setuptools' chatter from packaging the module files
+    quiet.quiet_packaging()  # setuptools' chatter from packaging the module files
     beam_args = dataflow_beam_args(project, region, f"{pipeline_root}/beam-tmp", image)
     pipeline = create_pipeline(
         pipeline_name, pipeline_root, data_root, None, serving_model_dir, beam_args, **kwargs
@@ -418,10 +418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args, beam_args = parser.parse_known_args(argv)
     import recsel  # noqa: F401  (quiet mode and Keras 2, before TensorFlow loads)
-    from recsel import _quiet
-    from recsel.cli import parse_latency_budget
+    from recsel import quiet
+    from recsel.params import parse_latency_budget
 
-    _quiet.install(verbose=args.verbose or None)
+    quiet.install(verbose=args.verbose or None)
 
     budget = None
     if args.latency_budget.lower() != "none":
@@ -453,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **selector_params,
     )
     # TFX packages the module files with setup.py; its chatter goes to this log.
-    packaging_log = _quiet.quiet_packaging(out)
+    packaging_log = quiet.quiet_packaging(out)
     print(
         f"Running the TFX pipeline on {args.rows} synthetic rows (ExampleGen, StatisticsGen, "
         "SchemaGen, SequentialAttentionSelector, Transform, Trainer, Pusher); a few minutes.",

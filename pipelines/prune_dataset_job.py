@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="TFRecord records checked before launching (0: skip; the end check remains).",
     )
     parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty output.")
-    from recsel.cli import add_verbose_arg
+    from recsel.params import add_verbose_arg
 
     add_verbose_arg(parser)
     return parser
@@ -67,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # isort: split
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from recsel import _quiet
+    from recsel import quiet
 
-    _quiet.install(verbose=args.verbose or None)
+    quiet.install(verbose=args.verbose or None)
     from recsel.beam.prune_dataset import PruneJob, run_prune
 
     keep = [c.strip() for item in args.keep_columns for c in item.split(",") if c.strip()]

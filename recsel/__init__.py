@@ -2,15 +2,16 @@
 
 # ruff: noqa: E402  (the environment must be pinned before TensorFlow loads)
 
-from recsel import _quiet
+from recsel import quiet
 
-_quiet.install()  # before TensorFlow loads: its C++ log level is read once, at load
+quiet.install()  # before TensorFlow loads: its C++ log level is read once, at load
 
 from recsel._env import ensure_legacy_keras
 
 ensure_legacy_keras()
 
 from recsel._env import skip_autograph_for_keras2
+from recsel._version import __version__
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet, FeatureSpec
 from recsel.layer import PrunedEmbedding, SequentialAttentionEmbedding
@@ -19,8 +20,6 @@ from recsel.selection import select
 from recsel.sequential_attention import SequentialAttention
 
 skip_autograph_for_keras2()
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FeatureSet",

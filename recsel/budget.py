@@ -41,7 +41,7 @@ from recsel.features import FeatureSet
 from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
 from recsel.result import RoundRecord, latency_limit_ms
-from recsel.selection import embedding_bytes
+from recsel.spec.widths import embedding_bytes
 
 # A round measured over its latency limit by at most this factor is re-timed on more
 # passes before it is judged: the gap is within what a busy machine's noise can add.
@@ -161,7 +161,7 @@ class BudgetController:
 
     # ---------------------------------------------------------------- feasibility
     def _min_width(self, name: str) -> int:
-        from recsel.selection import target_width
+        from recsel.spec.widths import target_width
 
         return target_width(0, self.features[name].embedding_dim, self.config)
 

@@ -42,9 +42,11 @@ import pandas as pd
 import tensorflow as tf
 from scipy.optimize import nnls
 
-from recsel import _jsonschema
-from recsel._cost_key import VERSION, cache_key, cache_path, default_cache_dir, machine_info
-from recsel._latency import (
+from recsel import contract
+from recsel.atomic import atomic_write_text, read_text
+from recsel.cost_key import VERSION, cache_key, cache_path, default_cache_dir, machine_info
+from recsel.features import KINDS, FeatureSet, FeatureSpec
+from recsel.latency import (
     LatencyStats,
     ServingTarget,
     export_for_timing,
@@ -54,13 +56,11 @@ from recsel._latency import (
     measure_model_latency,
     sample_rows,
 )
-from recsel.atomic import atomic_write_text, read_text
-from recsel.features import KINDS, FeatureSet, FeatureSpec
 from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
 from recsel.progress import Progress
-from recsel.selection import embedding_bytes
 from recsel.serving import load_serving_fn, serialize_examples
+from recsel.spec.widths import embedding_bytes
 from recsel.tower import resolve_tower, tower_fingerprint
 
 __all__ = [
@@ -210,7 +210,7 @@ class CostModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "cost model") -> CostModel:
         """Builds a model from ``describe()`` output, validated against the JSON Schema."""
-        _jsonschema.validate(data, "cost_model.schema.json", source)
+        contract.validate(data, "cost_model.schema.json", source)
         return cls(
             dict(data["coefficients"]),
             data["batch_size"],

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
-from recsel import _jsonschema
+from recsel import contract
 from recsel.atomic import atomic_write_text
 
 Kind = Literal["categorical", "multi_categorical", "numeric"]
@@ -209,7 +209,7 @@ class FeatureSet:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "feature spec") -> FeatureSet:
-        _jsonschema.validate(data, "feature_spec.schema.json", source)
+        contract.validate(data, "feature_spec.schema.json", source)
         return cls(tuple(FeatureSpec.from_dict(f) for f in data["features"]), data.get("label"))
 
     def to_json(self, path: str) -> None:

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from recsel._table_io import clean_list_values, holds_lists, list_array
 from recsel.features import NUMERIC_TRANSFORMS, FeatureSet, FeatureSpec
+from recsel.inputs.table_io import clean_list_values, holds_lists, list_array
 from recsel.tabular import arrow_to_frame, normalise_categorical
 
 _LIST_TYPES = (list, tuple, np.ndarray)

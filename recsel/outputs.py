@@ -18,7 +18,7 @@ import os
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from recsel import _jsonschema
+from recsel import contract
 from recsel.atomic import atomic_output_dir
 from recsel.features import FeatureSet
 from recsel.result import SelectionResult
@@ -61,7 +61,7 @@ def write_outputs(
     Returns:
         ``output_dir``.
     """
-    _jsonschema.validate(result.to_dict(), "selection.schema.json", SELECTION_FILE)
+    contract.validate(result.to_dict(), "selection.schema.json", SELECTION_FILE)
     kept = kept_features(result, features)
     config = result.config
     embedding_config = embedding_config_from_features(

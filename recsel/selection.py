@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import platform
 import time
 import warnings
@@ -30,33 +29,11 @@ from recsel.inputs.source import BatchSource
 from recsel.model import prune_ranker
 from recsel.result import RoundRecord, SelectionResult
 from recsel.schedule import Schedule, fit_schedule
+from recsel.spec.widths import check_widths, embedding_bytes, target_width
 from recsel.tower import resolve_tower
 from recsel.training import SelectionTrainer
 
 _LOG = logging.getLogger("recsel.selection")
-
-
-def check_widths(features: FeatureSet, config: SelectionConfig) -> None:
-    """Every full width must be a whole number of chunks and of the rounding unit."""
-    unit = max(config.chunk_size, config.dim_multiple)
-    bad = [f"{s.name} ({s.embedding_dim})" for s in features if s.embedding_dim % unit]
-    if bad:
-        raise ValueError(
-            f"Embedding widths must be multiples of {unit} (chunk_size {config.chunk_size}, "
-            f"dim_multiple {config.dim_multiple}); these are not: {', '.join(bad)}. "
-            "Set embedding_dim to a multiple, or change chunk_size / dim_multiple."
-        )
-
-
-def target_width(selected_columns: int, full_dim: int, config: SelectionConfig) -> int:
-    """Rounds a chunk-selected width up to ``dim_multiple`` and clips it to [min, max]."""
-    unit = max(config.chunk_size, config.dim_multiple)
-    high = min(config.max_dim or full_dim, full_dim)
-    low = min(config.min_dim, high)
-    width = unit * math.ceil(max(selected_columns, low) / unit)
-    while width > high and width - unit >= unit:
-        width -= unit
-    return width
 
 
 def _finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict[str, int]:
@@ -323,11 +300,6 @@ def _prepare(
     return adapted, trainer, budget_controller, schedule
 
 
-def embedding_bytes(features: FeatureSet, dtype_bytes: int = 4) -> int:
-    """Bytes of the embedding tables: rows × width × dtype size."""
-    return int(sum(s.vocabulary_size * s.embedding_dim * dtype_bytes for s in features))
-
-
 def _round_line(record: RoundRecord, num_candidates: int) -> str:
     line = (
         f"round {record.index + 1}: {len(record.selected)}/{num_candidates} features, "
@@ -342,10 +314,10 @@ def _round_line(record: RoundRecord, num_candidates: int) -> str:
 
 
 def _provenance(started: float, trainer: SelectionTrainer) -> dict:
-    import recsel
+    from recsel._version import __version__
 
     return {
-        "recsel_version": recsel.__version__,
+        "recsel_version": __version__,
         "tensorflow_version": tf.__version__,
         "python_version": platform.python_version(),
         "machine": platform.platform(),

@@ -21,7 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import tensorflow as tf
 
-from recsel._table_io import (
+from recsel.features import FeatureSet, FeatureSpec
+from recsel.inputs.table_io import (
     _LIST_TYPES,
     SUPPORTED_EXTENSIONS,
     MissingColumnError,
@@ -37,7 +38,6 @@ from recsel._table_io import (
     rows_of,
     split_list_cells,
 )
-from recsel.features import FeatureSet, FeatureSpec
 
 __all__ = [
     "NAN_POLICIES",

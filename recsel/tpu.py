@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from recsel import _jsonschema
+from recsel import contract
 from recsel.atomic import atomic_write_text, read_text
 from recsel.features import FeatureSet
 
@@ -47,7 +47,7 @@ def validate_embedding_config(config: dict[str, Any], source: str = "embedding c
     Example:
         >>> validate_embedding_config(json.load(open("embedding_config.json")), "that file")
     """
-    _jsonschema.validate(config, SCHEMA_FILE, source)
+    contract.validate(config, SCHEMA_FILE, source)
     multiple = config["dim_multiple"]
     names: set[str] = set()
     tables: set[str] = set()

@@ -18,7 +18,6 @@ import tensorflow as tf
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from recsel import cost
-from recsel._latency import export_for_timing
 from recsel.cost import (
     COEFFICIENTS,
     CostModel,
@@ -36,6 +35,7 @@ from recsel.cost import (
 from recsel.data.synthetic import make_synthetic
 from recsel.features import FeatureSet
 from recsel.inference import infer_feature_set
+from recsel.latency import export_for_timing
 from recsel.layer import PrunedEmbedding
 from recsel.model import Ranker
 from recsel.serving import export_saved_model, load_serving_fn, serialize_examples

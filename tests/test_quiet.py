@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from recsel import _quiet
+from recsel import quiet as _quiet
 
 # A line from TensorFlow's C++ logs, absl, CUDA or a Python warning.
 NOISE = ("tensorflow", "absl", "cuda", "cudnn", "cufft", "cublas", "warning", "xla")

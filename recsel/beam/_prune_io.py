@@ -16,7 +16,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from recsel._table_io import MissingColumnError
+from recsel.inputs.table_io import MissingColumnError
 
 NAMESPACE = "recsel.prune"
 PRESENT_PREFIX = "present:"  # per-column presence counters of TFRecord inputs

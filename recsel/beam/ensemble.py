@@ -6,11 +6,19 @@ Graph::
     Create([feature spec | None]) -> ParDo(InferFeatures) --side input--^
 
 Each run spec is a seed (base seed + run index) and, with ``shards=True``, a disjoint shard
-of the training rows. Workers read the table themselves from ``input`` (nothing but small
-dicts travel through Beam), split it into training and validation rows with the base
-seed (so every run validates on the same rows), run the one core ``recsel.select`` and emit
-``SelectionResult.to_dict()``. The last step combines the runs by ``RULE`` (see
-``recsel.beam._consensus``), refits a ranker on the consensus to measure it, and writes the
+of the training rows. Workers read their rows themselves from ``input`` through the one
+input path (``recsel.inputs.prepare``; nothing but small dicts travel through Beam), run
+the one core ``recsel.select`` and emit ``SelectionResult.to_dict()``. Every run validates
+on the same rows:
+
+- **streams** (TFRecord or Parquet in two or more shards, or ``stream="on"``): one
+  statistics pass before launch (on the same runner) builds the candidates; each run
+  streams its training shards (with ``shards``, every ``num_runs``-th file) and the
+  held-out validation shards. No run builds a frame of its rows.
+- **frames** (one file, CSV, or ``stream="off"``): each worker reads the table and splits
+  it into training and validation rows with the base seed.
+
+The last step combines the runs by ``RULE`` (see ``recsel.beam._consensus``), refits a ranker on the consensus to measure it, and writes the
 single-run output directory plus ``runs/run-<i>.json`` and ``ensemble.json``, atomically.
 
 Example:
@@ -30,144 +38,36 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
-import pandas as pd
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from recsel.beam._consensus import RULE, consensus, consensus_result
+from recsel.beam._ensemble_inputs import load_split, prepare_statistics, raw_split, streams
 from recsel.beam._ensemble_io import (
     ENSEMBLE_FILE,
     ensemble_record,
     final_line,
     write_ensemble_outputs,
 )
-from recsel.config import SelectionConfig
+from recsel.beam._ensemble_job import EnsembleJob, refit_config, shard_rows
 from recsel.features import FeatureSet
+from recsel.inputs.prepare import build_features, should_stream
 from recsel.result import SelectionResult
+
+__all__ = [
+    "EnsembleJob",
+    "build_ensemble_pipeline",
+    "load_split",
+    "refit_config",
+    "run_ensemble",
+    "shard_rows",
+    "streams",
+]
 
 _LOG = logging.getLogger("recsel.beam.ensemble")
 
 
-@dataclasses.dataclass(frozen=True)
-class EnsembleJob:
-    """Everything a worker needs; small and picklable (no frames, no models).
-
-    Args:
-        input: Table path (file, directory of shards or glob; CSV, Parquet or TFRecord).
-        label: Binary label column.
-        output_dir: Output directory (local or ``gs://``); must be empty unless ``overwrite``.
-        num_runs: Selection runs (at least 2).
-        config: Selection settings; run ``i`` uses ``seed = config.seed + i``.
-        shards: Give each run a disjoint shard of the training rows instead of all of them.
-        features: A ``FeatureSet.to_dict()``; None infers one on a worker from the
-            training rows (``recsel.inference.infer_feature_set``).
-        validation_fraction: Share of rows held out for validation (split with ``config.seed``).
-        embedding_dim: Full width of inferred features.
-        exclude: Columns that are not candidates (inference only).
-        categorical: Integer columns to treat as categorical (inference only).
-        nan_policy: ``raise`` or ``impute`` (see ``recsel.tabular.validate_frame``).
-        refit: Measure the consensus by training a ranker on it (else metrics are run means).
-        overwrite: Replace a non-empty ``output_dir``.
-        log_dir: TensorBoard directory; run ``i`` logs to ``<log_dir>/run-<i>``.
-        checkpoint_dir: Where runs checkpoint (``<dir>/run-<i>``, ``<dir>/refit``), so a
-            retried run (a preempted worker) resumes; default ``<output_dir>.checkpoint``.
-            Removed on success.
-        launched_at: Launch time (``time.time()``), for the reported wall time.
-    """
-
-    input: str
-    label: str
-    output_dir: str
-    num_runs: int = 3
-    config: SelectionConfig = dataclasses.field(default_factory=SelectionConfig)
-    shards: bool = False
-    features: dict[str, Any] | None = None
-    validation_fraction: float = 0.2
-    embedding_dim: int = 32
-    exclude: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
-    nan_policy: str = "raise"
-    refit: bool = True
-    overwrite: bool = False
-    log_dir: str | None = None
-    checkpoint_dir: str | None = None
-    launched_at: float = dataclasses.field(default_factory=time.time)
-
-    def __post_init__(self) -> None:
-        if self.num_runs < 2:
-            raise ValueError(f"An ensemble needs at least 2 runs, got num_runs={self.num_runs}.")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(
-                f"validation_fraction must be in (0, 1), got {self.validation_fraction}."
-            )
-        object.__setattr__(self, "exclude", tuple(self.exclude))
-        object.__setattr__(self, "categorical", tuple(self.categorical))
-
-    @property
-    def checkpoint_root(self) -> str:
-        """The directory holding every run's checkpoints."""
-        return self.checkpoint_dir or self.output_dir.rstrip("/") + ".checkpoint"
-
-    def run_specs(self) -> list[dict[str, Any]]:
-        """One small dict per run: index, seed and (with ``shards``) the shard to train on."""
-        return [
-            {
-                "index": i,
-                "seed": self.config.seed + i,
-                "shard": i if self.shards else None,
-                "num_shards": self.num_runs if self.shards else None,
-            }
-            for i in range(self.num_runs)
-        ]
-
-
-def shard_rows(num_rows: int, shard: int, num_shards: int, seed: int) -> np.ndarray:
-    """Row positions of one of ``num_shards`` disjoint, covering, random shards (sorted).
-
-    Example:
-        >>> shard_rows(10, 0, 3, seed=0)  # about a third of 0..9
-    """
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"shard must be in [0, {num_shards}), got {shard}.")
-    order = np.random.default_rng(seed).permutation(num_rows)
-    return np.sort(order[shard::num_shards])
-
-
-def _raw_split(job: EnsembleJob) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from recsel.tabular import read_table, split_frame
-
-    frame = read_table(job.input, label=job.label)
-    return split_frame(frame, job.validation_fraction, seed=job.config.seed)
-
-
-def load_split(
-    job: EnsembleJob, features: FeatureSet, shard: int | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reads ``job.input`` and returns cleaned (train, valid); ``shard`` narrows train only.
-
-    Args:
-        job: The job.
-        features: The candidate features (validated against the table).
-        shard: Index of the training shard (``job.num_runs`` shards), or None for all rows.
-
-    Returns:
-        The cleaned training and validation frames.
-    """
-    from recsel.tabular import validate_frame
-
-    train, valid = _raw_split(job)
-    if shard is not None:
-        rows = shard_rows(len(train), shard, job.num_runs, seed=job.config.seed + 1)
-        train = train.iloc[rows]
-    clean = {"nan_policy": job.nan_policy, "source": job.input}
-    return (
-        validate_frame(train, features, job.label, **clean),
-        validate_frame(valid, features, job.label, **clean),
-    )
-
-
 class InferFeatures(beam.DoFn):
-    """Passes a given feature-spec dict through, or infers one from the training rows."""
+    """Passes a given feature-spec dict through, or builds one from the training rows."""
 
     def __init__(self, job: EnsembleJob):
         self.job = job
@@ -176,16 +76,11 @@ class InferFeatures(beam.DoFn):
         if given is not None:
             yield FeatureSet.from_dict(given, source="--features").to_dict()
             return
-        from recsel.inference import infer_feature_set
-
-        train, _ = _raw_split(self.job)
-        features = infer_feature_set(
-            train,
-            self.job.label,
-            embedding_dim=self.job.embedding_dim,
-            categorical=list(self.job.categorical),
-            exclude=list(self.job.exclude),
-        )
+        if should_stream(self.job.input, self.job.stream):
+            features = prepare_statistics(self.job).features
+        else:
+            train, _ = raw_split(self.job)
+            features = build_features(self.job.input_options(), frame=train)
         _LOG.info("Inferred %d candidate features from %s.", len(features), self.job.input)
         yield features.to_dict()
 
@@ -214,7 +109,12 @@ class RunSelection(beam.DoFn):
 
         started = time.time()
         feature_set = FeatureSet.from_dict(features)
-        train, valid = load_split(self.job, feature_set, spec["shard"])
+        if should_stream(self.job.input, self.job.stream):
+            inputs = streams(self.job, feature_set, spec)
+            train, valid, train_rows = inputs.train, inputs.valid, inputs.train.num_rows
+        else:
+            train, valid = load_split(self.job, feature_set, spec["shard"])
+            train_rows = len(train)
         config = dataclasses.replace(self.job.config, seed=spec["seed"])
         log_dir = (
             os.path.join(self.job.log_dir, f"run-{spec['index']}") if self.job.log_dir else None
@@ -228,25 +128,10 @@ class RunSelection(beam.DoFn):
             progress=False,
             checkpoint_dir=os.path.join(self.job.checkpoint_root, f"run-{spec['index']}"),
         )
-        result.provenance["ensemble_run"] = {**spec, "train_rows": len(train)}
+        result.provenance["ensemble_run"] = {**spec, "train_rows": train_rows}
         line = run_line(spec, result, time.time() - started, self.job.num_runs)
-        _LOG.info(line)  # one plain 'recsel: ...' line (recsel._quiet's handler)
+        _LOG.info(line)  # one plain 'recsel: ...' line (recsel.quiet's handler)
         yield {"spec": spec, "result": result.to_dict()}
-
-
-def refit_config(config: SelectionConfig, num_features: int) -> SelectionConfig:
-    """The runs' config with nothing left to choose: every feature and chunk kept, and no
-    budget (the consensus was chosen within it; a budget would start new rounds)."""
-    return dataclasses.replace(
-        config,
-        num_features=num_features,
-        feature_fraction=None,
-        dim_fraction=1.0,
-        latency_budget_ms=None,
-        latency_budget_fraction=None,
-        memory_budget_bytes=None,
-        features_per_round=None,
-    )
 
 
 def _refit(job: EnsembleJob, features: FeatureSet, selected: list[str], dims: dict[str, int]):
@@ -257,8 +142,12 @@ def _refit(job: EnsembleJob, features: FeatureSet, selected: list[str], dims: di
     """
     from recsel.selection import select
 
-    train, valid = load_split(job, features)
     subset = features.subset(selected, dims)
+    if should_stream(job.input, job.stream):
+        inputs = streams(job, subset)
+        train, valid = inputs.train, inputs.valid
+    else:
+        train, valid = load_split(job, features)
     config = refit_config(job.config, len(subset))
     checkpoints = os.path.join(job.checkpoint_root, "refit")
     refit = select(train, valid, subset, config, progress=False, checkpoint_dir=checkpoints)
@@ -317,10 +206,13 @@ class WriteConsensus(beam.DoFn):
                 for key in ("steps", "train_rows_seen", "wall_seconds")
             }
         result = consensus_result(runs, chosen, refit, provenance)
-        write_ensemble_outputs(self.job, result, feature_set, runs, record)
+        write_ensemble_outputs(
+            self.job.output_dir, result, feature_set, runs, record, overwrite=self.job.overwrite
+        )
+        _remove_tree(self.job.statistics_dir)  # ours (given statistics live elsewhere)
         _remove_if_empty(self.job.checkpoint_root)  # each select() removed its own on success
         summary = final_line(result, record)
-        _LOG.info(summary)  # one plain 'recsel: ...' line (recsel._quiet's handler)
+        _LOG.info(summary)  # one plain 'recsel: ...' line (recsel.quiet's handler)
         yield {"output_dir": self.job.output_dir, "summary": summary}
 
 
@@ -328,6 +220,13 @@ def _remove_if_empty(path: str) -> None:
     import tensorflow as tf
 
     if tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path):
+        tf.io.gfile.rmtree(path)
+
+
+def _remove_tree(path: str) -> None:
+    import tensorflow as tf
+
+    if tf.io.gfile.isdir(path):
         tf.io.gfile.rmtree(path)
 
 
@@ -385,6 +284,25 @@ def run_ensemble(job: EnsembleJob, options: PipelineOptions | None = None) -> di
     check_output_dir(job.output_dir, job.overwrite)
     if job.features is not None:
         FeatureSet.from_dict(job.features, source="--features")  # fail before launching
+    if should_stream(job.input, job.stream):
+        # One statistics pass on the job's runner, before the runs: it builds the candidates
+        # every run shares, and checks the shards against them before anything trains.
+        inputs = prepare_statistics(job, options)
+        _LOG.info(
+            "Streaming %d training and %d validation shard(s); %d training rows.",
+            len(inputs.train.files),
+            len(inputs.valid.files),
+            inputs.train.num_rows,
+        )
+        if job.shards and len(inputs.train.files) < job.num_runs:
+            raise ValueError(
+                f"{job.input}: {len(inputs.train.files)} training shard(s) for {job.num_runs} "
+                "runs with shards=True; a streamed run trains on whole files. Write at least "
+                "one training shard per run, or leave out --shards."
+            )
+        job = dataclasses.replace(
+            job, features=inputs.features.to_dict(), statistics=inputs.statistics_path
+        )
     pipeline = beam.Pipeline(options=options or PipelineOptions())
     build_ensemble_pipeline(pipeline, job)
     pipeline.run().wait_until_finish()

@@ -40,7 +40,6 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from recsel._table_io import MissingColumnError, format_of, resolve_files
 from recsel.beam._prune_io import (
     NAMESPACE,
     PRESENT_PREFIX,
@@ -50,6 +49,7 @@ from recsel.beam._prune_io import (
     check_parquet,
     check_tfrecord_sample,
 )
+from recsel.inputs.table_io import MissingColumnError, format_of, resolve_files
 
 SUCCESS_FILE = "_SUCCESS"
 SHARD_PREFIX = "part"
@@ -105,7 +105,7 @@ def read_selection(path: str) -> tuple[str, list[str]]:
     """
     import tensorflow as tf
 
-    from recsel import _jsonschema
+    from recsel import contract
     from recsel.atomic import read_text
     from recsel.outputs import SELECTION_FILE
 
@@ -119,7 +119,7 @@ def read_selection(path: str) -> tuple[str, list[str]]:
         ) from err
     except json.JSONDecodeError as err:
         raise ValueError(f"{file}: not valid JSON ({err}).") from err
-    _jsonschema.validate(data, "selection.schema.json", file)
+    contract.validate(data, "selection.schema.json", file)
     if not data["selected"]:
         raise ValueError(f"{file}: the selection keeps no features; nothing to prune to.")
     return data["label"], list(data["selected"])

@@ -1,152 +1,207 @@
-"""From file patterns to what ``select()`` takes, by streaming: one statistics pass, specs,
-then a training and a validation ``FileStream``. No frame of the data is ever built.
+"""The one input path of every shell: read -> split -> build candidates -> validate.
 
-The validation rows are a separate pattern, or else the last shards (by name) held
-out, so the statistics and vocabularies describe the training shards only.
+``prepare()`` is what the CLI and the Beam ensemble job call; the TFX executor, whose
+rows come from an Examples artifact, shares ``build_features()``. Two ways in:
+
+- **streams** (``prepare_streams``): one statistics pass, specs, then a training and a
+  validation ``FileStream``; no frame of the data is ever built. The validation rows are
+  a separate pattern, or else the last shards (by name) held out, so the statistics and
+  vocabularies describe the training shards only.
+- **frames** (small data, CSV, one file): the table is read into memory, split by rows
+  (or by ``time_column``), and cleaned by ``recsel.tabular.validate_frame``.
 
 Example:
-    >>> inputs = prepare_streams("data/part-*.tfrecord.gz", "clicked", work_dir="work")
+    >>> inputs = prepare("data/part-*.tfrecord.gz", InputOptions("clicked"), stream="auto",
+    ...                  work_dir="work")
     >>> result = select(inputs.train, inputs.valid, inputs.features, config)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 from collections.abc import Sequence
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from recsel import schema_io
+from recsel import params, schema_io
 from recsel.features import FeatureSet
-from recsel.inputs.readers import FileStream, StreamOptions, resolve_paths
-from recsel.inputs.statistics import compute_statistics, feature_set_from_statistics, num_rows
+from recsel.inputs.candidates import InputOptions, build_features
+from recsel.inputs.readers import FileStream, resolve_paths
+from recsel.inputs.streams import (  # noqa: F401  (this module's names before the split)
+    STATISTICS_FILE,
+    VALID_BATCH_ROWS,
+    StreamInputs,
+    count_rows,
+    prepare_streams,
+    split_shards,
+)
+from recsel.inputs.table_io import format_of
 
-VALID_BATCH_ROWS = 4096
+STREAM_MODES = params.get("stream").choices
+
+__all__ = [
+    "STATISTICS_FILE",
+    "InputOptions",
+    "Inputs",
+    "StreamInputs",
+    "build_features",
+    "count_rows",
+    "prepare",
+    "prepare_streams",
+    "should_stream",
+    "split_shards",
+]
 
 
 @dataclasses.dataclass
-class StreamInputs:
-    """What ``prepare_streams`` found: streams, features, and where the statistics are.
+class Inputs:
+    """What ``prepare`` returns: what ``select()`` takes, and what the outputs record.
 
     Args:
-        train: The training stream (``num_rows`` from the statistics).
-        valid: The validation stream, read once in order.
+        train: Training rows: a ``FileStream`` or a cleaned frame.
+        valid: Validation rows, of the same kind.
         features: The candidate features.
         schema: The input schema when one was given (the pruned schema keeps it).
-        statistics_path: The training statistics the specs were built from.
+        statistics_path: The training statistics (streams only).
     """
 
-    train: FileStream
-    valid: FileStream
+    train: Any
+    valid: Any
     features: FeatureSet
-    schema: schema_pb2.Schema | None
-    statistics_path: str
+    schema: schema_pb2.Schema | None = None
+    statistics_path: str | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return isinstance(self.train, FileStream)
 
 
-def split_shards(files: list[str], fraction: float, what: str) -> tuple[list[str], list[str]]:
-    """Holds out the last ``fraction`` of the shards (at least one) for validation."""
-    if len(files) < 2:
-        raise ValueError(
-            f"{what}: one shard cannot be split into training and validation rows while "
-            "streaming. Pass --validation-data (a separate file or pattern), or write the "
-            "data as several shards."
-        )
-    held = min(len(files) - 1, max(1, math.ceil(fraction * len(files))))
-    return files[:-held], files[-held:]
+def should_stream(data: str | Sequence[str], mode: str = "auto") -> bool:
+    """Whether ``prepare`` streams: ``on``/``off``, or (``auto``) TFRecord or Parquet data
+    of two or more shards, which is what holding out shards for validation needs.
+
+    Raises:
+        ValueError: An unknown mode.
+        FileNotFoundError: ``data`` matches no file (the message names the pattern).
+    """
+    if mode not in STREAM_MODES:
+        raise ValueError(f"stream must be one of {STREAM_MODES}, got {mode!r}.")
+    if mode != "auto":
+        return mode == "on"
+    files = resolve_paths(data)
+    return len(files) >= 2 and format_of(files[0]) in ("tfrecord", "parquet")
 
 
-def prepare_streams(
+def prepare(
     data: str | Sequence[str],
-    label: str,
+    options: InputOptions,
     *,
-    work_dir: str,
+    stream: str = "auto",
     validation_data: str | Sequence[str] | None = None,
-    validation_fraction: float = 0.2,
     features: FeatureSet | None = None,
     schema_path: str | None = None,
     statistics_path: str | None = None,
-    categorical: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    embedding_dim: int = 16,
-    frequency_threshold: int = 1,
+    work_dir: str | None = None,
     batch_size: int = 256,
     shuffle_buffer: int = 10_000,
-    seed: int = 0,
     worker_index: int = 0,
     num_workers: int = 1,
     pipeline_options: PipelineOptions | None = None,
-) -> StreamInputs:
-    """Streams and specs for ``select()`` from file patterns, in one statistics pass.
+) -> Inputs:
+    """Reads, splits and validates the rows and builds the candidates: every shell's path.
 
     Args:
-        data: Training shards: a file, directory, glob, or a list of them.
-        label: The binary label column.
-        work_dir: Where the statistics are written (reused when a run resumes).
-        validation_data: Validation shards; default: hold out the last shards of ``data``.
-        validation_fraction: Share of the shards held out when ``validation_data`` is None.
-        features: A feature spec to use as is (the statistics then only count rows).
-        schema_path: A TFMD schema to build the specs from (with the statistics).
-        statistics_path: Existing statistics of the training shards (skips the pass).
-        categorical: Integer columns that are categorical.
-        exclude: Columns that are not candidates.
-        embedding_dim: Full width of inferred features.
-        frequency_threshold: Values seen fewer times in training map to OOV.
-        batch_size: Training batch size.
-        shuffle_buffer: Rows in the training stream's shuffle buffer.
-        seed: Shuffle seed.
-        worker_index: This worker's index (multi-worker training reads disjoint shards).
-        num_workers: Workers training together.
-        pipeline_options: Beam options for the statistics pass.
+        data: Training data: a file, directory, glob, or (streams) a list of them.
+        options: How rows are read and candidates built.
+        stream: ``auto``, ``on`` or ``off`` (see ``should_stream``).
+        validation_data: Separate validation data (default: hold out rows or shards).
+        features: A feature spec to use as is.
+        schema_path: A TFMD schema to build the specs from.
+        statistics_path: TFDV statistics of the training rows (streams: skips the pass).
+        work_dir: Streams: where the statistics pass writes (required to stream).
+        batch_size: Streams: the training batch size.
+        shuffle_buffer: Streams: rows in the training shuffle buffer.
+        worker_index: Streams: this worker's index (workers read disjoint shards).
+        num_workers: Streams: workers reading together.
+        pipeline_options: Streams: Beam options of the statistics pass.
 
     Returns:
-        The ``StreamInputs``.
+        The ``Inputs``.
+
+    Raises:
+        ValueError: Bad data or options; the message names the file, column or flag.
+
+    Example:
+        >>> inputs = prepare("events.parquet", InputOptions("clicked"))
+        >>> select(inputs.train, inputs.valid, inputs.features, SelectionConfig())
     """
-    files = resolve_paths(data)
-    where = data if isinstance(data, str) else ", ".join(data)
-    if validation_data is not None:
-        train_files, valid_files = files, resolve_paths(validation_data)
-    else:
-        train_files, valid_files = split_shards(files, validation_fraction, where)
-    if statistics_path is None:
-        statistics_path = os.path.join(work_dir, "train_statistics.pb")
-        if not os.path.exists(statistics_path):
-            compute_statistics(
-                train_files,
-                statistics_path,
-                frequency_threshold=frequency_threshold,
-                categorical=categorical,
-                pipeline_options=pipeline_options,
-            )
-    statistics = schema_io.read_statistics(statistics_path)
-    schema = schema_io.read_schema(schema_path) if schema_path else None
-    if features is None and schema is not None:
-        features = schema_io.feature_set_from_schema(
-            schema, label, statistics, embedding_dim=embedding_dim, min_count=frequency_threshold
+    if not should_stream(data, stream):
+        return _prepare_frames(
+            data, options, validation_data, features, schema_path, statistics_path
         )
-    elif features is None:
-        features = feature_set_from_statistics(
-            statistics,
-            label,
-            embedding_dim=embedding_dim,
-            categorical=categorical,
-            exclude=exclude,
+    if options.time_column or options.nan_policy != "raise":
+        flag = "--time-column" if options.time_column else "--nan-policy impute"
+        raise ValueError(
+            f"{flag} needs the whole table in memory; it is not available while streaming. "
+            "Write the split (or the imputed values) into the shards, or pass --stream off."
         )
-    train = FileStream(
-        train_files,
-        features,
-        StreamOptions(
-            batch_size,
-            shuffle_buffer=shuffle_buffer,
-            seed=seed,
-            num_workers=num_workers,
-            worker_index=worker_index,
-        ),
-        label,
-        num_rows=num_rows(statistics),
+    if work_dir is None:
+        raise ValueError("Streaming needs a work_dir for the statistics pass.")
+    inputs = prepare_streams(
+        data,
+        options.label,
+        work_dir=work_dir,
+        validation_data=validation_data,
+        validation_fraction=options.validation_fraction,
+        features=features,
+        schema_path=schema_path,
+        statistics_path=statistics_path,
+        categorical=options.categorical,
+        exclude=options.exclude,
+        embedding_dim=options.embedding_dim,
+        frequency_threshold=options.vocabulary_min_count,
+        batch_size=batch_size,
+        shuffle_buffer=shuffle_buffer,
+        seed=options.seed,
+        worker_index=worker_index,
+        num_workers=num_workers,
+        pipeline_options=pipeline_options,
     )
-    valid_options = StreamOptions(VALID_BATCH_ROWS, shuffle_buffer=0, shuffle_files=False)
-    valid = FileStream(valid_files, features, valid_options, label)
-    return StreamInputs(train, valid, features, schema, statistics_path)
+    return Inputs(
+        inputs.train, inputs.valid, inputs.features, inputs.schema, inputs.statistics_path
+    )
+
+
+def _prepare_frames(
+    data: str,
+    options: InputOptions,
+    validation_data: str | None,
+    features: FeatureSet | None,
+    schema_path: str | None,
+    statistics_path: str | None,
+) -> Inputs:
+    """The in-memory path: read, split by rows (or time), build the candidates, clean."""
+    from recsel import tabular
+
+    frame = tabular.read_table(data, label=options.label)
+    if validation_data:
+        train, valid = frame, tabular.read_table(validation_data, label=options.label)
+    else:
+        train, valid = tabular.split_frame(
+            frame, options.validation_fraction, options.seed, options.time_column
+        )
+    schema = schema_io.read_schema(schema_path) if schema_path else None
+    statistics = schema_io.read_statistics(statistics_path) if statistics_path else None
+    if schema is None:
+        statistics = None  # without a schema, the frame itself is what candidates come from
+    features = build_features(
+        options, features=features, schema=schema, statistics=statistics, frame=train
+    )
+    clean = {"nan_policy": options.nan_policy}
+    train = tabular.validate_frame(train, features, options.label, source=data, **clean)
+    valid = tabular.validate_frame(
+        valid, features, options.label, source=validation_data or data, **clean
+    )
+    return Inputs(train, valid, features, schema)

@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
-from recsel._table_io import MissingColumnError, format_of, resolve_files
 from recsel.features import FeatureSet, FeatureSpec
 from recsel.inputs import _diagnose
+from recsel.inputs.table_io import MissingColumnError, format_of, resolve_files
 
 _TF_DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
 _ARROW_DTYPES = {"string": pa.string(), "int64": pa.int64(), "float32": pa.float32()}

@@ -30,10 +30,10 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx_bsl.public import tfxio
 from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
 
-from recsel._table_io import format_of
 from recsel.features import FeatureSet
 from recsel.inputs import _diagnose
 from recsel.inputs.readers import resolve_paths
+from recsel.inputs.table_io import format_of
 from recsel.schema_io import feature_set_from_schema, read_statistics
 
 DEFAULT_MAX_VOCAB_SIZE = 100_000

@@ -8,8 +8,8 @@ from typing import Any
 
 from tfx.utils import import_utils
 
+from recsel import params
 from recsel.config import SelectionConfig
-from recsel.tabular import NAN_POLICIES
 from recsel.tfx import spec
 from recsel.tower import load_tower_fn
 
@@ -62,38 +62,24 @@ def parse_params(props: Mapping[str, Any]) -> SelectorParams:
     label = props.get(spec.LABEL_KEY)
     if not label:
         raise ValueError(f"{spec.LABEL_KEY} is required: name the label feature of the schema.")
-    nan_policy = props.get(spec.NAN_POLICY_KEY) or spec.DEFAULT_NAN_POLICY
-    if nan_policy not in NAN_POLICIES:
-        raise ValueError(
-            f"{spec.NAN_POLICY_KEY} must be one of {NAN_POLICIES}, got {nan_policy!r}."
-        )
-    embedding_dim = props.get(spec.EMBEDDING_DIM_KEY) or spec.DEFAULT_EMBEDDING_DIM
-    if int(embedding_dim) < 1:
-        raise ValueError(f"{spec.EMBEDDING_DIM_KEY} must be positive, got {embedding_dim}.")
-    min_count = props.get(spec.VOCABULARY_MIN_COUNT_KEY)
-    min_count = spec.DEFAULT_VOCABULARY_MIN_COUNT if min_count is None else int(min_count)
-    if min_count < 1:
-        raise ValueError(
-            f"{spec.VOCABULARY_MIN_COUNT_KEY} must be at least 1 (1 keeps every value), got "
-            f"{min_count}."
-        )
-    kwargs = {}
-    for name, kind in spec.CONFIG_PARAMETERS.items():
+    # The shared parameters' defaults and checks are recsel.params' (as on the CLI).
+    shared = {}
+    for name in spec.INPUT_PARAMETERS:
         value = props.get(name)
-        if value is not None:
-            kwargs[name] = kind(value)
+        param = params.get(name)
+        shared[name] = param.check(param.default if value is None else param.kind(value))
     try:
-        config = SelectionConfig(**kwargs)
+        config = SelectionConfig(**params.config_kwargs(props, params.TFX))
     except ValueError as err:
         raise ValueError(f"Invalid SequentialAttentionSelector parameters: {err}") from err
     return SelectorParams(
         label_key=str(label),
         train_split=props.get(spec.TRAIN_SPLIT_KEY) or spec.DEFAULT_TRAIN_SPLIT,
         eval_split=props.get(spec.EVAL_SPLIT_KEY) or spec.DEFAULT_EVAL_SPLIT,
-        embedding_dim=int(embedding_dim),
-        nan_policy=nan_policy,
+        embedding_dim=shared[spec.EMBEDDING_DIM_KEY],
+        nan_policy=shared[spec.NAN_POLICY_KEY],
         config=config,
-        vocabulary_min_count=min_count,
+        vocabulary_min_count=shared[spec.VOCABULARY_MIN_COUNT_KEY],
     )
 
 

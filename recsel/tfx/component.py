@@ -34,15 +34,13 @@ class SequentialAttentionSelectorSpec(types.ComponentSpec):
         spec.LABEL_KEY: ExecutionParameter(type=str),
         spec.TRAIN_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
         spec.EVAL_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
-        spec.EMBEDDING_DIM_KEY: ExecutionParameter(type=int, optional=True),
-        spec.VOCABULARY_MIN_COUNT_KEY: ExecutionParameter(type=int, optional=True),
-        spec.NAN_POLICY_KEY: ExecutionParameter(type=str, optional=True),
         spec.MODULE_FILE_KEY: ExecutionParameter(type=str, optional=True),
         spec.MODULE_PATH_KEY: ExecutionParameter(type=str, optional=True),
         spec.TOWER_FN_KEY: ExecutionParameter(type=str, optional=True),
+        # The parameters every shell shares, with their types, from recsel.params.
         **{
             name: ExecutionParameter(type=kind, optional=True)
-            for name, kind in spec.CONFIG_PARAMETERS.items()
+            for name, kind in {**spec.INPUT_PARAMETERS, **spec.CONFIG_PARAMETERS}.items()
         },
     }
     INPUTS = {
@@ -167,35 +165,16 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
             spec.LABEL_KEY: label_key,
             spec.TRAIN_SPLIT_KEY: train_split,
             spec.EVAL_SPLIT_KEY: eval_split,
-            spec.EMBEDDING_DIM_KEY: embedding_dim,
-            spec.VOCABULARY_MIN_COUNT_KEY: vocabulary_min_count,
-            spec.NAN_POLICY_KEY: nan_policy,
             spec.MODULE_FILE_KEY: module_file,
             spec.TOWER_FN_KEY: tower_fn,
-            "num_features": num_features,
-            "feature_fraction": feature_fraction,
-            "latency_budget_ms": latency_budget_ms,
-            "latency_budget_fraction": latency_budget_fraction,
-            "memory_budget_bytes": memory_budget_bytes,
-            "serving_batch_size": serving_batch_size,
-            "chunk_size": chunk_size,
-            "dim_multiple": dim_multiple,
-            "min_dim": min_dim,
-            "max_dim": max_dim,
-            "batch_size": batch_size,
-            "epochs": epochs,
-            "train_steps": train_steps,
-            "learning_rate": learning_rate,
-            "seed": seed,
         }
-        for name, kind in spec.CONFIG_PARAMETERS.items():
+        given = locals()  # the signature names every recsel.params parameter TFX exposes
+        for name, kind in {**spec.INPUT_PARAMETERS, **spec.CONFIG_PARAMETERS}.items():
+            value = given[name]
             # 3 for a float parameter is fine; TFX's type check is strict.
-            if (
-                kind is float
-                and isinstance(params[name], int)
-                and not isinstance(params[name], bool)
-            ):
-                params[name] = float(params[name])
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            params[name] = value
         check_plain_params(params)
         component_spec = SequentialAttentionSelectorSpec(
             examples=examples,

@@ -23,11 +23,12 @@ from tfx.utils import io_utils
 
 from recsel.atomic import atomic_write_text, read_text
 from recsel.features import FeatureSet
+from recsel.inputs.prepare import InputOptions, build_features
 from recsel.inputs.statistics import num_rows
 from recsel.inputs.tfxio_source import TFXIOSource, check_against_statistics
 from recsel.outputs import write_outputs
 from recsel.result import SelectionResult
-from recsel.schema_io import feature_set_from_schema, read_schema
+from recsel.schema_io import read_schema
 from recsel.selection import select
 from recsel.tfx import _data, spec
 from recsel.tfx._params import SelectorParams, load_tower, parse_params
@@ -112,13 +113,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         _data.check_splits(examples, params.train_split, params.eval_split)
         selection = artifact_utils.get_single_instance(output_dict[spec.FEATURE_SELECTION_KEY])
         statistics = self._statistics(input_dict, examples, schema, params, selection.uri)
-        features = feature_set_from_schema(
-            schema,
+        options = InputOptions(
             params.label_key,
-            statistics,
             embedding_dim=params.embedding_dim,
-            min_count=params.vocabulary_min_count,
+            vocabulary_min_count=params.vocabulary_min_count,
+            nan_policy=params.nan_policy,
         )
+        features = build_features(options, schema=schema, statistics=statistics)
         train_where = f"split {params.train_split!r} of the examples at {examples.uri}"
         check_against_statistics(
             features, params.label_key, statistics, params.nan_policy, train_where

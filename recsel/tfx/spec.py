@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+from recsel import params
+
 COMPONENT_NAME = "SequentialAttentionSelector"
 
 # Inputs.
@@ -37,29 +39,20 @@ TOWER_FN_KEY = "tower_fn"
 
 DEFAULT_TRAIN_SPLIT = "train"
 DEFAULT_EVAL_SPLIT = "eval"
-DEFAULT_EMBEDDING_DIM = 16
-DEFAULT_VOCABULARY_MIN_COUNT = 5  # as recsel.inference.DEFAULT_MIN_COUNT (issue 14)
-DEFAULT_NAN_POLICY = "raise"
 DEFAULT_TOWER_FN = "build_tower"
+# The defaults every shell shares come from recsel.params (one declaration).
+DEFAULT_EMBEDDING_DIM = params.default(EMBEDDING_DIM_KEY)
+DEFAULT_VOCABULARY_MIN_COUNT = params.default(VOCABULARY_MIN_COUNT_KEY)
+DEFAULT_NAN_POLICY = params.default(NAN_POLICY_KEY)
 
 # Execution parameters passed straight to ``recsel.SelectionConfig`` (key == field name),
-# with their TFX parameter types.
-CONFIG_PARAMETERS: dict[str, type] = {
-    "num_features": int,
-    "feature_fraction": float,
-    "latency_budget_ms": float,
-    "latency_budget_fraction": float,
-    "memory_budget_bytes": float,
-    "serving_batch_size": int,
-    "chunk_size": int,
-    "dim_multiple": int,
-    "min_dim": int,
-    "max_dim": int,
-    "batch_size": int,
-    "epochs": float,
-    "train_steps": int,
-    "learning_rate": float,
-    "seed": int,
+# with their TFX parameter types; generated from recsel.params.
+CONFIG_PARAMETERS: dict[str, type] = {p.name: p.kind for p in params.on(params.TFX, params.CONFIG)}
+
+# The other recsel.params parameters TFX exposes (key == parameter name): how the
+# candidates are built and how NaNs are handled.
+INPUT_PARAMETERS: dict[str, type] = {
+    p.name: p.kind for p in params.on(params.TFX) if p.group != params.CONFIG
 }
 
 # Files: the pruned schema artifact holds only SCHEMA_FILE (TFX readers expect one file);

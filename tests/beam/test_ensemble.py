@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.ensemble_job import build_parser
 from pipelines.ensemble_job import main as ensemble_main
-from recsel import _jsonschema
+from recsel import contract as _jsonschema
 from recsel.beam import RULE, consensus, jaccard, stability
 from recsel.beam._consensus import consensus_result
 from recsel.beam.ensemble import EnsembleJob, refit_config, run_ensemble, shard_rows

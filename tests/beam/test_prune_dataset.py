@@ -15,8 +15,8 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.prune_dataset_job import main as prune_main
-from recsel.beam._shards import write_shards
 from recsel.beam.prune_dataset import SUCCESS_FILE, PruneJob, plan_prune, run_prune
+from recsel.data.shards import write_shards
 from recsel.data.synthetic import make_synthetic
 from recsel.result import RoundRecord, SelectionResult
 from recsel.tabular import MissingColumnError

@@ -7,10 +7,11 @@ import json
 import pytest
 import tensorflow as tf
 
-from recsel import _table_io, tabular
+from recsel import tabular
 from recsel.cli import main
 from recsel.data.synthetic import make_synthetic
 from recsel.inference import infer_feature_set
+from recsel.inputs import table_io as _table_io
 from recsel.serving import serialize_examples
 from recsel.tabular import validate_frame
 

@@ -1,6 +1,8 @@
-"""File formats behind ``recsel.tabular.read_table``: CSV, Parquet and TFRecord shards.
+"""File formats: CSV, Parquet and TFRecord shards behind a path, and their list columns.
 
-Private: use ``recsel.tabular.read_table``. Kept apart so each module stays small.
+The frame reader (``recsel.tabular.read_table``), the streaming readers
+(``recsel.inputs.readers``) and the Beam jobs share these pieces: resolving a path to
+shards, naming a format, reading a shard, and the errors that name a missing column.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ one plain line each), and every error. ``--verbose`` on any recsel command line 
 ``RECSEL_VERBOSE=1`` turns all filters off.
 
 Example:
-    >>> from recsel import _quiet
-    >>> _quiet.install(verbose=False)
-    >>> _quiet.is_verbose()
+    >>> from recsel import quiet
+    >>> quiet.install(verbose=False)
+    >>> quiet.is_verbose()
     False
 """
 
