@@ -4,11 +4,11 @@ import types
 
 import pytest
 
-from recsel._latency import LatencyStats
 from recsel.budget import BORDERLINE, BudgetController
 from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
 from recsel.inference import infer_feature_set
+from recsel.latency import LatencyStats
 from recsel.result import RoundRecord
 
 
