@@ -24,6 +24,7 @@ import pandas as pd
 import tensorflow as tf
 
 from recsel import _explain
+from recsel import widths as widths_lib
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
 from recsel.inputs.source import BatchSource
@@ -62,12 +63,47 @@ def target_width(selected_columns: int, full_dim: int, config: SelectionConfig) 
 def _finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict[str, int]:
     layer = trainer.layer
     counts, widths = {}, {}
-    for name, chunks in layer.selected_chunks().items():
+    selected = layer.selected_chunks()
+    measured = widths_lib.chunk_values(trainer.model, list(selected), config.chunk_size)
+    if config.chunk_value_tolerance > 0:
+        selected = widths_lib.drop_idle_chunks(selected, measured, config.chunk_value_tolerance)
+    for name, chunks in selected.items():
         full = layer.features[name].embedding_dim
         widths[name] = target_width(len(chunks) * config.chunk_size, full, config)
-        counts[name] = widths[name] // config.chunk_size
+    if config.memory_budget_bytes is not None:
+        # Widths give way before features: cut the chunks with the least value per byte.
+        values = {n: measured[n][selected[n]] for n in widths}
+        lows = {n: target_width(0, layer.features[n].embedding_dim, config) for n in widths}
+        unit = max(config.chunk_size, config.dim_multiple)
+        widths = widths_lib.trim_to_memory_budget(
+            widths, layer.features, config.memory_budget_bytes, values, unit, lows
+        )
+    for name, width in widths.items():
+        counts[name] = width // config.chunk_size
     layer.set_chunk_counts(counts)
     return widths
+
+
+def _train_round(trainer: SelectionTrainer, steps: int, before: list[str], label: str) -> None:
+    """Trains ``steps`` steps of a round; when its chunk phase starts inside them, the
+    features it selected are first rotated to their principal axes (``recsel.widths``),
+    so that chunk attention compares chunks that hold distinct directions."""
+    layer = trainer.layer
+    split = int(layer.chunk_attention.attention_start.numpy()) - trainer.step
+    if not 0 <= split <= steps:
+        trainer.train(steps, description=label)
+        return
+    if split:
+        trainer.train(split, description=label)
+    new = [n for n in layer.selected_features() if n not in before]
+    widths_lib.align_principal_axes(trainer.model, new)
+    # The rotated chunks are new candidates: their logits start level.
+    chunks = [c for n in new for c in layer.chunks_of(n)]
+    logits = layer.chunk_attention.logits.numpy()
+    logits[chunks] = 0.0
+    layer.chunk_attention.logits.assign(logits)
+    if steps > split:
+        trainer.train(steps - split, description=f"{label} widths")
 
 
 def select(
@@ -189,7 +225,8 @@ def select(
 
         trainer.state_provider = run_state
         if steps > done:
-            trainer.train(steps - done, description=f"round {index + 1}/{len(plan)}")
+            before = rounds[-1].selected if rounds else []
+            _train_round(trainer, steps - done, before, f"round {index + 1}/{len(plan)}")
         widths = _finalise_widths(trainer, config)
         # Fine-tune in place with the hard mask: the model then predicts as its pruned
         # copy will (no pending-candidate share), and the compiled step is reused.
