@@ -87,7 +87,7 @@ class SelectionConfig:
     learning_rate: float = 3e-3
     warmup_fraction: float = 0.1
     chunk_phase_fraction: float = 0.3
-    chunk_value_tolerance: float = 0.01
+    chunk_value_tolerance: float = 0.003
     l2: float = 1e-4
     logit_scale: float = 10.0
     hidden_units: tuple[int, ...] = (64, 32)

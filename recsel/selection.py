@@ -182,6 +182,12 @@ def select(
         )
     layer = trainer.layer
     plan = list(schedule.rounds)
+    # Every candidate kept (widths only): no feature events, the whole pass trains the
+    # model and then chooses chunks (the schedule planned it so, ``keep_all``).
+    keep_all = not config.has_budget and k == len(features)
+    if keep_all and not resumed:
+        layer.feature_attention.force_select(list(range(len(features))))
+        trainer.selection_weights.update(dict.fromkeys(features.names, 1.0))
     rounds = [RoundRecord(**r) for r in resumed.get("rounds", [])]
     sample = _explain.validation_sample(valid, config.seed)
     curves: dict[int, list] = {}  # round -> the validation curve as its features join
@@ -205,7 +211,7 @@ def select(
             num_chunks = round(schedule.chunks[index] * planned / schedule.rounds[index])
             steps = schedule.round_steps[index]
             layer.schedule_selection(
-                planned,
+                0 if keep_all else planned,
                 num_chunks,
                 steps,
                 warmup_fraction=config.warmup_fraction if index == 0 else 0.0,
