@@ -147,9 +147,11 @@ def _summary(runs: list[dict], full_params: int) -> list[dict]:
         auc = np.array([r["test_auc"] for r in rows])
         ll = np.array([r["test_log_loss"] for r in rows])
         params = float(np.mean([r["params"] for r in rows]))
+        # Planted tables are redrawn per seed, so each run is a share of its own seed's full.
+        share = float(np.mean([r["params"] / r.get("full_params", full_params) for r in rows]))
         entry = {
             "variant": variant, "seeds": len(rows), "params_mean": params,
-            "param_fraction": params / full_params, "auc_mean": float(auc.mean()),
+            "param_fraction": share, "auc_mean": float(auc.mean()),
             "auc_std": sd(auc), "log_loss_mean": float(ll.mean()), "log_loss_std": sd(ll),
             "widths": [f"{n}={w}" for n, w in rows[0]["widths"].items()],
         }  # fmt: skip
@@ -223,7 +225,7 @@ def run_dataset(
             metrics = bl.evaluate(model, data.test, kept)
             run = {"variant": variant, "seed": seed, "params": embedding_params(kept),
                    "test_auc": metrics["auc"], "test_log_loss": metrics["log_loss"],
-                   "widths": dims}  # fmt: skip
+                   "widths": dims, "full_params": embedding_params(features)}  # fmt: skip
             if truth is not None:
                 run["spearman"] = _spearman(truth.needed_width, dims)
             runs.append(run)

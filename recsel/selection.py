@@ -103,7 +103,14 @@ def _train_round(trainer: SelectionTrainer, steps: int, before: list[str], label
     logits[chunks] = 0.0
     layer.chunk_attention.logits.assign(logits)
     if steps > split:
-        trainer.train(steps - split, description=f"{label} widths")
+        # Checkpoints record the steps done in the round, so count the first call's too.
+        provider = trainer.state_provider
+        if provider is not None:
+            trainer.state_provider = lambda n: provider(split + n)
+        try:
+            trainer.train(steps - split, description=f"{label} widths")
+        finally:
+            trainer.state_provider = provider
 
 
 def select(
