@@ -72,9 +72,13 @@ def _finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict
         widths[name] = target_width(len(chunks) * config.chunk_size, full, config)
     if config.memory_budget_bytes is not None:
         # Widths give way before features: cut the chunks with the least value per byte.
-        values = {n: measured[n][selected[n]] for n in widths}
-        lows = {n: target_width(0, layer.features[n].embedding_dim, config) for n in widths}
         unit = max(config.chunk_size, config.dim_multiple)
+        per = unit // config.chunk_size  # widths move a rounding unit, several chunks, at a time
+        values = {}
+        for n in widths:
+            kept = sorted(measured[n][selected[n]], reverse=True)
+            values[n] = [sum(kept[i : i + per]) for i in range(0, len(kept), per)]
+        lows = {n: target_width(0, layer.features[n].embedding_dim, config) for n in widths}
         widths = widths_lib.trim_to_memory_budget(
             widths, layer.features, config.memory_budget_bytes, values, unit, lows
         )

@@ -80,18 +80,41 @@ def principal_rotation(
     return axes[:, order], contribution[order]
 
 
+class _StackReader:
+    """Reads each stacked table, and its Adam second moment, once per pass over features:
+    a per-feature read would copy the whole stack once per feature."""
+
+    def __init__(self, model):
+        self.model = model
+        self._tables: dict[int, np.ndarray] = {}
+        self._usage: dict[int, np.ndarray | None] = {}
+
+    def table(self, name: str) -> np.ndarray:
+        stack, start, rows = _block(self.model, name)
+        if id(stack) not in self._tables:
+            self._tables[id(stack)] = stack.table.numpy()
+        return self._tables[id(stack)][start : start + rows]
+
+    def usage(self, name: str) -> np.ndarray:
+        stack, start, rows = _block(self.model, name)
+        if id(stack) not in self._usage:
+            v = _slot(self.model.optimizer, stack.table, "v")
+            self._usage[id(stack)] = None if v is None else v.numpy().mean(axis=1)
+        usage = self._usage[id(stack)]
+        return np.ones(rows) if usage is None else usage[start : start + rows].astype(np.float64)
+
+
 def row_usage(model, name: str) -> np.ndarray:
     """Per-row usage weight of feature ``name``'s table: Adam's second moment, row mean.
 
     Adam decays every row's second moment each step and adds a looked-up row's squared
     gradient, so it grows with how often the data looks the row up; rows never looked
     up weigh 0. This weights rows by the data without another pass over it.
+
+    Example:
+        >>> row_usage(trainer.model, "user_id").shape  # (vocabulary_size,)
     """
-    stack, start, rows = _block(model, name)
-    v = _slot(model.optimizer, stack.table, "v")
-    if v is None:
-        return np.ones(rows)
-    return v.numpy()[start : start + rows].mean(axis=1).astype(np.float64)
+    return _StackReader(model).usage(name)
 
 
 def _feature_columns(layer, name: str) -> np.ndarray:
@@ -134,11 +157,12 @@ def align_principal_axes(model, names: list[str]) -> dict[str, np.ndarray]:
         return {}
     layer, optimizer = model.embedding, model.optimizer
     kernel = dense.kernel.numpy()
+    reader = _StackReader(model)
     rotations, out = {}, {}
     for name in names:
         columns = _feature_columns(layer, name)
         rotations[name], out[name] = principal_rotation(
-            layer.feature_table(name), row_usage(model, name), kernel[columns]
+            reader.table(name), reader.usage(name), kernel[columns]
         )
     # m is linear in the gradient, so it rotates exactly; v (per-coordinate squared
     # gradients) goes to the squared-rotation mix, which keeps it positive.
@@ -184,6 +208,8 @@ def chunk_values(model, names: list[str], chunk_size: int) -> dict[str, np.ndarr
         >>> chunk_values(trainer.model, ["user_id"], 8)["user_id"]
     """
     dense = first_dense(model)
+    full_kernel = dense.kernel.numpy() if dense is not None else None
+    reader = _StackReader(model)
     out = {}
     for name in names:
         spec = model.embedding.features[name]
@@ -191,9 +217,9 @@ def chunk_values(model, names: list[str], chunk_size: int) -> dict[str, np.ndarr
         if dense is None:
             out[name] = np.ones(n_chunks)
             continue
-        table = model.embedding.feature_table(name).astype(np.float64)
-        kernel = dense.kernel.numpy()[_feature_columns(model.embedding, name)].astype(np.float64)
-        weight = row_usage(model, name)
+        table = reader.table(name).astype(np.float64)
+        kernel = full_kernel[_feature_columns(model.embedding, name)].astype(np.float64)
+        weight = reader.usage(name)
         weight = weight / max(weight.sum(), 1e-30)
         values = []
         for c in range(n_chunks):
