@@ -192,10 +192,11 @@ def run_dataset(
     Example:
         >>> run_dataset("planted", 20_000, [0], 0.3, TrainProtocol())
     """
-    runs, costs, data, truth = [], [], None, None
+    runs, costs, data, truth, first_truth = [], [], None, None, None
     for seed in seeds:
         if name == "planted":
             data, truth = load_planted(rows, seed)
+            first_truth = first_truth or truth
         elif data is None:
             data = load_dataset(name, rows, FULL_WIDTH[name])
         features = data.features
@@ -237,9 +238,12 @@ def run_dataset(
         f"{len(data.features)} candidates, split {data.split}; full width {FULL_WIDTH[name]}, "
         f"chunks of {CHUNK_SIZE[name]}; full-width embedding parameters {full_params:,}."
     )
-    if truth is not None:
-        needed = ", ".join(f"{n}={w}" for n, w in sorted(truth.needed_width.items()))
-        describe += f" Planted needed widths (seed {seeds[-1]}): {needed}."
+    if first_truth is not None:
+        needed = ", ".join(f"{n}={w}" for n, w in sorted(first_truth.needed_width.items()))
+        describe += (
+            f" Planted needed widths (seed {seeds[0]}; names are reassigned per seed): "
+            f"{needed}. Constant widths rank nothing and count as Spearman 0."
+        )
     return {
         **data.describe(), "name": name, "describe": describe, "full_params": full_params,
         "runs": runs, "summary": summary, "cost": costs,
