@@ -279,21 +279,32 @@ def compare_section(name: str, data: dict) -> str:
 
 def dims_section(name: str, data: dict) -> str:
     lines = ["## dims", "", header(data), data.get("description", ""), ""]
+    load = data.get("load_average")
+    if load:
+        lines += [f"Load average (1 min) at start {load['start'][0]:.2f}, at end "
+                  f"{load['end'][0]:.2f}; wall time {fmt(data.get('wall_seconds'), 0)} s.", ""]  # fmt: skip
     for section in data["datasets"]:
         lines += [f"### {section['name']}", "", section.get("describe", ""), ""]
-        rows = [[e["variant"], f"{e['params_mean']:,.0f}", f"{e['param_fraction']:.1%}",
-                 pm(e["auc_mean"], e["auc_std"], e["seeds"]),
-                 pm(e["log_loss_mean"], e["log_loss_std"], e["seeds"]),
-                 fmt(e.get("widths", ""))] for e in section["summary"]]  # fmt: skip
-        headers = [
-            "Widths",
-            "Embedding params",
-            "of full",
-            "Test AUC",
-            "Test log loss",
-            "Seed-0 widths",
-        ]
-        lines += [table(headers, rows), "", targets_table(section["targets"]), ""]
+        planted = any("spearman_mean" in e for e in section["summary"])
+        rows = []
+        for e in section["summary"]:
+            row = [e["variant"], f"{e['params_mean']:,.0f}", f"{e['param_fraction']:.1%}",
+                   pm(e["auc_mean"], e["auc_std"], e["seeds"]),
+                   pm(e["log_loss_mean"], e["log_loss_std"], e["seeds"])]  # fmt: skip
+            if planted:
+                row.append(pm(e["spearman_mean"], e["spearman_std"], e["seeds"], digits=2))
+            rows.append([*row, fmt(e.get("widths", ""))])
+        headers = ["Widths", "Embedding params", "of full", "Test AUC", "Test log loss"]
+        headers += ["Spearman vs planted"] if planted else []
+        lines += [table([*headers, "Seed-0 widths"], rows), ""]
+        if section.get("cost"):
+            cost = ", ".join(
+                f"seed {c['seed']}: {c['select_seconds']:.1f} s / {c['full_train_seconds']:.1f} s"
+                f" = {c['ratio']:.2f}x"
+                for c in section["cost"]
+            )
+            lines += [f"Selection cost (select / one plain full-width training): {cost}.", ""]
+        lines += [targets_table(section["targets"]), ""]
     return "\n".join(lines)
 
 

@@ -1,40 +1,65 @@
-"""Embedding widths at equal parameter count: recsel's chunk-selected widths against
-uniform widths and the 6·cardinality^0.25 heuristic (issue 3).
+"""Embedding widths at equal parameter count: recsel's chunk-selected widths against the
+width rules (issues 3 and 15).
 
-Every candidate starts at width 32 (4 chunks of 8). recsel runs with ``num_features`` =
-all candidates, so it only chooses widths (``dim_fraction`` of all chunks, then rounded
-up to multiples of 8, at least 8). The alternatives are scaled to recsel's embedding
-parameter count (rows x width summed over tables): one uniform width, and the heuristic's
-widths times a common factor (integers, not multiples of 8, so the counts can match). The
-unscaled heuristic (multiples of 8, capped at 64) and full width are shown for reference.
-Each width set is retrained from scratch with the compare protocol and scored on test rows.
+recsel runs with ``num_features`` = all candidates, so it only chooses widths
+(``dim_fraction`` of all chunks, then idle chunks dropped, widths rounded to multiples of
+the chunk size). Every other rule is scaled to recsel's embedding parameter count (rows x
+width summed over tables) with integer widths: one uniform width; 6·cardinality^0.25;
+Ginart et al.'s frequency power law (``mixed_dim``); and a PEP-style global magnitude
+prune of the trained full-width tables (``pep``). The unscaled heuristic (multiples of 8,
+capped at 64) and full width are shown for reference. Each width set is retrained from
+scratch with the compare protocol and scored on test rows. On ``planted`` data (issue
+15's generator, ``recsel.data.planted_widths``) the needed width of every table is known,
+and each rule's Spearman correlation with it is reported.
 
-    python -m benchmarks.dims [--quick] [--seeds 3] [--dim-fraction 0.3]
+    python -m benchmarks.dims [--quick] [--seeds 3] [--datasets planted movielens adult]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import time
 
 import numpy as np
+from scipy.stats import spearmanr
 
 import recsel  # noqa: F401
+from benchmarks import _width_rules as rules
 from benchmarks import baselines as bl
 from benchmarks._common import machine, write_json
-from benchmarks.datasets import BenchData, load_dataset
+from benchmarks.datasets import BenchData, _finish, load_dataset
 from recsel.config import SelectionConfig
+from recsel.data.planted_widths import PlantedWidthData, make_planted_widths
 from recsel.features import FeatureSet
 from recsel.inference import heuristic_dim
 from recsel.selection import select
 
-FULL_WIDTH = 32
+FULL_WIDTH = {"planted": 16, "adult": 32, "movielens": 32}
+# Planted widths are small (the ReLU tower learns only a few directions of a product
+# term in one pass), so widths there are chosen one column at a time.
+CHUNK_SIZE = {"planted": 1, "adult": 8, "movielens": 8}
 AUC_TOLERANCE = 0.002
-MAX_PARAM_FRACTION = 0.4
+BEAT_MARGIN = 0.002
+MAX_PARAM_FRACTION = 0.3
+MIN_SPEARMAN = 0.8
+MAX_COST = 1.3
+RULES = ("uniform", "heuristic_scaled", "mixed_dim", "pep")
 PRESETS = {
-    "full": {"seeds": 3, "rows": {"adult": None, "movielens": None}},
-    "quick": {"seeds": 1, "rows": {"adult": 40_000, "movielens": 30_000}},
+    "full": {"seeds": 3, "rows": {"planted": 200_000, "adult": None, "movielens": None}},
+    "quick": {"seeds": 1, "rows": {"planted": 60_000, "adult": 40_000, "movielens": 30_000}},
 }
+
+
+def load_planted(rows: int, seed: int) -> tuple[BenchData, PlantedWidthData]:
+    """The planted-width table as benchmark splits, plus its truth.
+
+    Example:
+        >>> data, truth = load_planted(20_000, 0)
+    """
+    truth = make_planted_widths(n_rows=rows, seed=seed)
+    return _finish("planted", truth.frame, truth.label, FULL_WIDTH["planted"], None), truth
 
 
 def embedding_params(features: FeatureSet, dims: dict[str, int] | None = None) -> int:
@@ -81,35 +106,81 @@ def scaled_widths(features: FeatureSet, base: dict[str, float], target: int) -> 
     return min(candidates, key=lambda w: abs(embedding_params(features, w) - target))
 
 
-def width_variants(features: FeatureSet, recsel_dims: dict[str, int]) -> dict[str, dict]:
-    """Full, recsel, uniform and heuristic widths (uniform and scaled heuristic at recsel's
-    parameter count).
+def width_variants(
+    features: FeatureSet,
+    recsel_dims: dict[str, int],
+    train=None,
+    full_tables: dict[str, np.ndarray] | None = None,
+) -> dict[str, dict]:
+    """Full, recsel and every rule's widths (rules at recsel's parameter count).
 
     Args:
         features: Candidates at full width.
         recsel_dims: recsel's chosen width per feature.
+        train: Training rows, for ``mixed_dim`` (value counts); None skips it.
+        full_tables: Trained full-width tables, for ``pep``; None skips it.
 
     Example:
         >>> width_variants(features, result.dims)["uniform"]
     """
     target = embedding_params(features, recsel_dims)
     rule = {s.name: 6 * s.vocabulary_size**0.25 for s in features}
-    return {
+    out = {
         "full_width": {s.name: s.embedding_dim for s in features},
         "recsel": dict(recsel_dims),
         "uniform": scaled_widths(features, {n: 1.0 for n in features.names}, target),
         "heuristic_scaled": scaled_widths(features, rule, target),
-        "heuristic": {s.name: heuristic_dim(s.vocabulary_size) for s in features},
     }
+    if train is not None:
+        out["mixed_dim"] = scaled_widths(features, rules.mixed_dim_base(train, features), target)
+    if full_tables is not None:
+        out["pep"] = scaled_widths(features, rules.pep_base(full_tables, target), target)
+    out["heuristic"] = {s.name: heuristic_dim(s.vocabulary_size) for s in features}
+    return out
+
+
+def _summary(runs: list[dict], full_params: int) -> list[dict]:
+    sd = lambda a: float(a.std(ddof=1)) if a.size > 1 else 0.0  # noqa: E731
+    summary = []
+    for variant in dict.fromkeys(r["variant"] for r in runs):
+        rows = [r for r in runs if r["variant"] == variant]
+        auc = np.array([r["test_auc"] for r in rows])
+        ll = np.array([r["test_log_loss"] for r in rows])
+        params = float(np.mean([r["params"] for r in rows]))
+        # Planted tables are redrawn per seed, so each run is a share of its own seed's full.
+        share = float(np.mean([r["params"] / r.get("full_params", full_params) for r in rows]))
+        entry = {
+            "variant": variant, "seeds": len(rows), "params_mean": params,
+            "param_fraction": share, "auc_mean": float(auc.mean()),
+            "auc_std": sd(auc), "log_loss_mean": float(ll.mean()), "log_loss_std": sd(ll),
+            "widths": [f"{n}={w}" for n, w in rows[0]["widths"].items()],
+        }  # fmt: skip
+        if "spearman" in rows[0]:
+            rho = np.array([r["spearman"] for r in rows], np.float64)
+            entry.update(spearman_mean=float(np.nanmean(rho)), spearman_std=sd(rho))
+        summary.append(entry)
+    return summary
+
+
+def _spearman(needed: dict[str, int], widths: dict[str, int]) -> float:
+    names = sorted(needed)
+    rho = spearmanr([needed[n] for n in names], [widths[n] for n in names]).correlation
+    return float(rho) if np.isfinite(rho) else 0.0  # constant widths rank nothing
 
 
 def run_dataset(
-    data: BenchData, seeds, dim_fraction: float, protocol: bl.TrainProtocol, log=print
-) -> dict:
+    name: str, rows: int | None, seeds, dim_fraction: float, protocol: bl.TrainProtocol,
+    log=print,
+) -> dict:  # fmt: skip
     """Selects widths per seed, then trains and scores every width variant with that seed.
 
+    The planted data is redrawn per seed (its truth too); the public data keeps one split.
+    Cost is recsel's selection wall time over the full-width model's training time in the
+    same process (after a warm-up training that absorbs one-off graph building).
+
     Args:
-        data: The dataset (candidates at full width).
+        name: ``planted``, ``adult`` or ``movielens``.
+        rows: Rows (None: all of a public dataset).
         seeds: Seeds of selection and training.
         dim_fraction: recsel's share of all chunks to select.
         protocol: Training settings of every variant.
@@ -119,72 +190,103 @@ def run_dataset(
         The dataset's section of ``dims.json``: ``runs``, ``summary`` and ``targets``.
 
     Example:
-        >>> run_dataset(load_dataset("adult", embedding_dim=32), [0], 0.3, TrainProtocol())
+        >>> run_dataset("planted", 20_000, [0], 0.3, TrainProtocol())
     """
-    features = data.features
-    runs = []
+    runs, costs, data, truth, first_truth = [], [], None, None, None
     for seed in seeds:
-        config = SelectionConfig(num_features=len(features), dim_fraction=dim_fraction, seed=seed)
+        if name == "planted":
+            data, truth = load_planted(rows, seed)
+            first_truth = first_truth or truth
+        elif data is None:
+            data = load_dataset(name, rows, FULL_WIDTH[name])
+        features = data.features
+        if seed == seeds[0] or name == "planted":
+            bl.train_ranker(data.train.head(2048), features, protocol, seed)  # warm-up
+        full_model, full_seconds = bl.train_ranker(data.train, features, protocol, seed)
+        tables = {n: full_model.embedding.feature_table(n) for n in features.names}
+        chunk = CHUNK_SIZE[name]
+        config = SelectionConfig(
+            num_features=len(features), dim_fraction=dim_fraction, chunk_size=chunk,
+            dim_multiple=chunk, min_dim=chunk, seed=seed,
+        )  # fmt: skip
+        started = time.perf_counter()
         result = select(data.train, data.valid, features, config, progress=False)
-        for variant, dims in width_variants(features, result.dims).items():
+        select_seconds = time.perf_counter() - started
+        costs.append({"seed": seed, "select_seconds": select_seconds,
+                      "full_train_seconds": full_seconds,
+                      "ratio": select_seconds / full_seconds})  # fmt: skip
+        log(f"[{name} seed {seed}] select {select_seconds:.1f} s, plain {full_seconds:.1f} s")
+        variants = width_variants(features, result.dims, data.train, tables)
+        for variant, dims in variants.items():
             kept = features.subset(features.names, dims)
-            model, _ = bl.train_ranker(data.train, kept, protocol, seed)
+            if variant == "full_width":
+                model = full_model
+            else:
+                model, _ = bl.train_ranker(data.train, kept, protocol, seed)
             metrics = bl.evaluate(model, data.test, kept)
-            runs.append({"variant": variant, "seed": seed, "params": embedding_params(kept),
-                         "test_auc": metrics["auc"], "test_log_loss": metrics["log_loss"],
-                         "widths": dims})  # fmt: skip
-            log(f"[{data.name} seed {seed}] {variant}: AUC {metrics['auc']:.4f}")
-    full_params = embedding_params(features)
-    summary = []
-    for variant in dict.fromkeys(r["variant"] for r in runs):
-        rows = [r for r in runs if r["variant"] == variant]
-        auc = np.array([r["test_auc"] for r in rows])
-        ll = np.array([r["test_log_loss"] for r in rows])
-        sd = lambda a: float(a.std(ddof=1)) if a.size > 1 else 0.0  # noqa: E731
-        params = float(np.mean([r["params"] for r in rows]))
-        summary.append({
-            "variant": variant, "seeds": len(rows), "params_mean": params,
-            "param_fraction": params / full_params, "auc_mean": float(auc.mean()),
-            "auc_std": sd(auc), "log_loss_mean": float(ll.mean()), "log_loss_std": sd(ll),
-            "widths": [f"{n}={w}" for n, w in rows[0]["widths"].items()],
-        })  # fmt: skip
+            run = {"variant": variant, "seed": seed, "params": embedding_params(kept),
+                   "test_auc": metrics["auc"], "test_log_loss": metrics["log_loss"],
+                   "widths": dims, "full_params": embedding_params(features)}  # fmt: skip
+            if truth is not None:
+                run["spearman"] = _spearman(truth.needed_width, dims)
+            runs.append(run)
+            log(f"[{name} seed {seed}] {variant}: AUC {metrics['auc']:.4f}")
+    full_params = embedding_params(data.features)
+    summary = _summary(runs, full_params)
+    describe = (
+        f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows, "
+        f"{len(data.features)} candidates, split {data.split}; full width {FULL_WIDTH[name]}, "
+        f"chunks of {CHUNK_SIZE[name]}; full-width embedding parameters {full_params:,}."
+    )
+    if first_truth is not None:
+        needed = ", ".join(f"{n}={w}" for n, w in sorted(first_truth.needed_width.items()))
+        describe += (
+            f" Planted needed widths (seed {seeds[0]}; names are reassigned per seed): "
+            f"{needed}. Constant widths rank nothing and count as Spearman 0."
+        )
     return {
-        **data.describe(),
-        "describe": (
-            f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows, "
-            f"{len(features)} candidates, split {data.split}; full-width embedding parameters "
-            f"{full_params:,}."
-        ),
-        "full_params": full_params,
-        "runs": runs,
-        "summary": summary,
-        "targets": dims_targets(summary),
-    }
+        **data.describe(), "name": name, "describe": describe, "full_params": full_params,
+        "runs": runs, "summary": summary, "cost": costs,
+        "targets": dims_targets(name, summary, costs),
+    }  # fmt: skip
 
 
-def dims_targets(summary: list[dict]) -> list[dict]:
-    """Issue 3's targets with ``met`` flags.
+def dims_targets(name: str, summary: list[dict], costs: list[dict]) -> list[dict]:
+    """Issue 15's targets for one dataset, with ``met`` flags.
 
     Args:
+        name: Dataset name (planted data has a margin, a Spearman and a size target).
         summary: Per-variant summary (``run_dataset``'s ``summary``).
+        costs: Per seed, selection seconds over full-width training seconds.
 
     Example:
-        >>> [t["target"] for t in dims_targets(summary) if not t["met"]]
+        >>> [t["target"] for t in dims_targets("adult", summary, costs) if not t["met"]]
     """
     by = {e["variant"]: e for e in summary}
     ours, full = by["recsel"], by["full_width"]
-    out = [
-        {"target": f"recsel AUC >= full-width AUC - {AUC_TOLERANCE}", "value": ours["auc_mean"],
-         "threshold": full["auc_mean"] - AUC_TOLERANCE,
-         "met": ours["auc_mean"] >= full["auc_mean"] - AUC_TOLERANCE},
-        {"target": f"recsel params <= {MAX_PARAM_FRACTION:.0%} of full width",
-         "value": ours["param_fraction"], "threshold": MAX_PARAM_FRACTION,
-         "met": ours["param_fraction"] <= MAX_PARAM_FRACTION},
-    ]  # fmt: skip
-    for other in ("uniform", "heuristic_scaled"):
-        out.append({"target": f"recsel AUC >= {other} AUC at the same parameter count",
-                    "value": ours["auc_mean"], "threshold": by[other]["auc_mean"],
-                    "met": ours["auc_mean"] >= by[other]["auc_mean"]})  # fmt: skip
+    margin = BEAT_MARGIN if name == "planted" else 0.0
+    out = []
+    for other in (r for r in RULES if r in by):
+        threshold = by[other]["auc_mean"] + margin
+        out.append({"target": f"recsel AUC >= {other} AUC" + (f" + {margin}" if margin else "")
+                    + " at equal parameters", "value": ours["auc_mean"],
+                    "threshold": threshold, "met": ours["auc_mean"] >= threshold})  # fmt: skip
+    if name in ("planted", "movielens"):
+        floor = full["auc_mean"] - AUC_TOLERANCE
+        out.append({"target": f"recsel AUC >= full-width AUC - {AUC_TOLERANCE}",
+                    "value": ours["auc_mean"], "threshold": floor,
+                    "met": ours["auc_mean"] >= floor})  # fmt: skip
+        out.append({"target": f"recsel params <= {MAX_PARAM_FRACTION:.0%} of full width",
+                    "value": ours["param_fraction"], "threshold": MAX_PARAM_FRACTION,
+                    "met": ours["param_fraction"] <= MAX_PARAM_FRACTION})  # fmt: skip
+    if "spearman_mean" in ours:
+        out.append({"target": f"Spearman(recsel widths, planted widths) >= {MIN_SPEARMAN}, "
+                    "mean over seeds", "value": ours["spearman_mean"],
+                    "threshold": MIN_SPEARMAN,
+                    "met": ours["spearman_mean"] >= MIN_SPEARMAN})  # fmt: skip
+    worst = max(c["ratio"] for c in costs)
+    out.append({"target": f"selection cost <= {MAX_COST}x one plain training run (worst seed)",
+                "value": worst, "threshold": MAX_COST, "met": worst <= MAX_COST})  # fmt: skip
     return out
 
 
@@ -192,33 +294,42 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and seeds")
     parser.add_argument("--seeds", type=int, help="number of seeds (0..n-1)")
-    parser.add_argument("--datasets", nargs="+", default=["adult", "movielens"])
+    parser.add_argument("--datasets", nargs="+", default=["planted", "movielens", "adult"])
     parser.add_argument("--dim-fraction", type=float, default=0.3)
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     seeds = list(range(args.seeds or PRESETS[mode]["seeds"]))
     protocol = bl.TrainProtocol()
-    sections = []
+    load_start, started, sections = os.getloadavg(), time.time(), []
     for name in args.datasets:
-        data = load_dataset(name, PRESETS[mode]["rows"][name], FULL_WIDTH)
-        sections.append(run_dataset(data, seeds, args.dim_fraction, protocol,
-                                    lambda m: print(m, flush=True)))  # fmt: skip
+        sections.append(run_dataset(name, PRESETS[mode]["rows"][name], seeds, args.dim_fraction,
+                                    protocol, lambda m: print(m, flush=True)))  # fmt: skip
     command = "python -m benchmarks.dims" + (" --quick" if args.quick else "")
     command += f" --seeds {args.seeds}" if args.seeds else ""
     command += f" --dim-fraction {args.dim_fraction}" if args.dim_fraction != 0.3 else ""
-    if args.datasets != ["adult", "movielens"]:
+    if args.datasets != ["planted", "movielens", "adult"]:
         command += " --datasets " + " ".join(args.datasets)
     write_json("dims", {
         "machine": machine(), "command": command, "mode": mode, "seeds": seeds,
-        "full_width": FULL_WIDTH, "dim_fraction": args.dim_fraction,
+        "full_width": FULL_WIDTH, "chunk_size": CHUNK_SIZE, "dim_fraction": args.dim_fraction,
         "protocol": dataclasses.asdict(protocol),
+        "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
+        "wall_seconds": round(time.time() - started, 1),
         "description": (
-            f"All candidates start at width {FULL_WIDTH}; recsel selects widths only "
-            f"(num_features = all candidates, dim_fraction {args.dim_fraction}, widths rounded "
-            "up to multiples of 8, at least 8). uniform and heuristic_scaled are scaled to "
-            "recsel's embedding parameter count of the same seed (integer widths); heuristic is "
-            "6·cardinality^0.25 rounded up to a multiple of 8 (capped at 64), unscaled. Test AUC "
-            "and log loss mean ± std over seeds; the same training protocol as compare_methods."
+            "recsel selects widths only (num_features = all candidates, dim_fraction "
+            f"{args.dim_fraction}, chunks whose measured value is under 0.3% of the total "
+            "dropped, widths multiples of the chunk size, at least one chunk). uniform, "
+            "heuristic_scaled (6·cardinality^0.25), mixed_dim (Ginart et al.: width ∝ "
+            f"popularity^{rules.MIXED_DIM_ALPHA}, popularity = mean frequency of a row's value "
+            "in training) and pep (one global magnitude threshold on the trained full-width "
+            "tables, width = surviving elements per row; PEP's learned thresholds are not "
+            "trained, this is its one-shot form) are scaled to recsel's embedding parameter "
+            "count of the same seed (integer widths); heuristic is 6·cardinality^0.25 rounded "
+            "up to a multiple of 8 (capped at 64), unscaled. Every width set is retrained from "
+            "scratch with the compare_methods protocol (one pass); test AUC and log loss mean "
+            "± std over seeds. Planted data is redrawn per seed; Spearman compares each rule's "
+            "widths with the planted needed widths. Cost: recsel's selection wall time over "
+            "the full-width model's training time, same process and seed, after a warm-up."
         ),
         "datasets": sections,
     })  # fmt: skip

@@ -301,8 +301,11 @@ class BudgetController:
             )
             remaining_ms = self.planning_budget_ms() - used
         if self.config.memory_budget_bytes is not None:
+            # Kept tables count at their minimum width: their widths give way to a new
+            # feature (``recsel.widths.trim_to_memory_budget``) before features do.
+            floor = {n: self._min_width(n) for n in selected}
             remaining_bytes = self.config.memory_budget_bytes - (
-                embedding_bytes(current) if current else 0
+                embedding_bytes(self.features.subset(sorted(selected), floor)) if selected else 0
             )
         eligible = np.zeros(len(self.features), np.float32)
         cost = np.ones(len(self.features), np.float32)

@@ -121,6 +121,7 @@ def plan_schedule(
     config: SelectionConfig,
     event_steps: tuple[int, ...] = EVENT_STEP_OPTIONS,
     floor_batch: int = FLOOR_BATCH_SIZE,
+    keep_all: bool = False,
 ) -> Schedule:
     """Plans batch size, per-event count and steps so each example is seen about once.
 
@@ -131,6 +132,8 @@ def plan_schedule(
         config: Selection settings (batch size, epochs, phases, fine-tuning).
         event_steps: Steps per feature event to try, most first.
         floor_batch: Smallest batch when nothing fits at ``MIN_BATCH_SIZE``.
+        keep_all: Every candidate is kept (only widths are chosen), so rounds need steps
+            for their chunk events only (issue 15).
 
     Returns:
         The ``Schedule``. ``notes`` lists every adaptation, for a warning.
@@ -148,7 +151,7 @@ def plan_schedule(
 
     def needs(per_event: int, event_steps: int = MIN_STEPS_PER_FEATURE_EVENT) -> list[int]:
         return [
-            _need(p, c, w, config, per_event, event_steps)
+            _need(0 if keep_all else p, c, w, config, per_event, event_steps)
             for p, c, w in zip(rounds, chunks, warmups)
         ]
 
@@ -171,6 +174,11 @@ def plan_schedule(
         for m in event_steps
         for f in tunes
     ]
+    if keep_all:
+        # Only chunk events: selecting several chunks per event keeps the batch whole,
+        # so widths cost about one plain pass (issue 15), before any smaller batch.
+        full = [(config.batch_size, e, event_steps[0], tunes[0]) for e in range(1, max(chunks) + 1)]
+        options = full + options
     for least, per_event, steps_each, finetune in options:
         need = needs(per_event, steps_each)
         batch = min(config.batch_size, row_budget // (sum(need) + finetune * len(rounds)))
@@ -199,7 +207,7 @@ def plan_schedule(
         )
     if finetune < config.finetune_steps:
         notes.append(f"fine-tuning is cut from {config.finetune_steps} to {finetune} steps a round")
-    if per_event > 1:
+    if per_event > 1 and not keep_all:
         notes.append(f"{per_event} features are selected per event, so fewer events need steps")
     available = row_budget // batch - finetune * len(rounds)
     return Schedule(
@@ -246,7 +254,8 @@ def fit_schedule(
     """
     first = plan_rounds(target, num_candidates, config)
     if not config.has_budget or config.features_per_round:
-        return plan_schedule(num_rows, first, mean_chunks, config)
+        keep_all = not config.has_budget and target == num_candidates
+        return plan_schedule(num_rows, first, mean_chunks, config, keep_all=keep_all)
     if shrinkable:
         for fewer in range(target, 0, -1):
             try:

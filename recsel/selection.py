@@ -23,6 +23,7 @@ import pandas as pd
 import tensorflow as tf
 
 from recsel import _explain
+from recsel import widths as widths_lib
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
 from recsel.inputs.source import BatchSource
@@ -39,12 +40,58 @@ _LOG = logging.getLogger("recsel.selection")
 def _finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict[str, int]:
     layer = trainer.layer
     counts, widths = {}, {}
-    for name, chunks in layer.selected_chunks().items():
+    selected = layer.selected_chunks()
+    measured = widths_lib.chunk_values(trainer.model, list(selected), config.chunk_size)
+    if config.chunk_value_tolerance > 0:
+        selected = widths_lib.drop_idle_chunks(selected, measured, config.chunk_value_tolerance)
+    for name, chunks in selected.items():
         full = layer.features[name].embedding_dim
         widths[name] = target_width(len(chunks) * config.chunk_size, full, config)
-        counts[name] = widths[name] // config.chunk_size
+    if config.memory_budget_bytes is not None:
+        # Widths give way before features: cut the chunks with the least value per byte.
+        unit = max(config.chunk_size, config.dim_multiple)
+        per = unit // config.chunk_size  # widths move a rounding unit, several chunks, at a time
+        values = {}
+        for n in widths:
+            kept = sorted(measured[n][selected[n]], reverse=True)
+            values[n] = [sum(kept[i : i + per]) for i in range(0, len(kept), per)]
+        lows = {n: target_width(0, layer.features[n].embedding_dim, config) for n in widths}
+        widths = widths_lib.trim_to_memory_budget(
+            widths, layer.features, config.memory_budget_bytes, values, unit, lows
+        )
+    for name, width in widths.items():
+        counts[name] = width // config.chunk_size
     layer.set_chunk_counts(counts)
     return widths
+
+
+def _train_round(trainer: SelectionTrainer, steps: int, before: list[str], label: str) -> None:
+    """Trains ``steps`` steps of a round; when its chunk phase starts inside them, the
+    features it selected are first rotated to their principal axes (``recsel.widths``),
+    so that chunk attention compares chunks that hold distinct directions."""
+    layer = trainer.layer
+    split = int(layer.chunk_attention.attention_start.numpy()) - trainer.step
+    if not 0 <= split <= steps:
+        trainer.train(steps, description=label)
+        return
+    if split:
+        trainer.train(split, description=label)
+    new = [n for n in layer.selected_features() if n not in before]
+    widths_lib.align_principal_axes(trainer.model, new)
+    # The rotated chunks are new candidates: their logits start level.
+    chunks = [c for n in new for c in layer.chunks_of(n)]
+    logits = layer.chunk_attention.logits.numpy()
+    logits[chunks] = 0.0
+    layer.chunk_attention.logits.assign(logits)
+    if steps > split:
+        # Checkpoints record the steps done in the round, so count the first call's too.
+        provider = trainer.state_provider
+        if provider is not None:
+            trainer.state_provider = lambda n: provider(split + n)
+        try:
+            trainer.train(steps - split, description=f"{label} widths")
+        finally:
+            trainer.state_provider = provider
 
 
 def select(
@@ -123,6 +170,12 @@ def select(
         )
     layer = trainer.layer
     plan = list(schedule.rounds)
+    # Every candidate kept (widths only): no feature events, the whole pass trains the
+    # model and then chooses chunks (the schedule planned it so, ``keep_all``).
+    keep_all = not config.has_budget and k == len(features)
+    if keep_all and not resumed:
+        layer.feature_attention.force_select(list(range(len(features))))
+        trainer.selection_weights.update(dict.fromkeys(features.names, 1.0))
     rounds = [RoundRecord(**r) for r in resumed.get("rounds", [])]
     sample = _explain.validation_sample(valid, config.seed)
     curves: dict[int, list] = {}  # round -> the validation curve as its features join
@@ -146,7 +199,7 @@ def select(
             num_chunks = round(schedule.chunks[index] * planned / schedule.rounds[index])
             steps = schedule.round_steps[index]
             layer.schedule_selection(
-                planned,
+                0 if keep_all else planned,
                 num_chunks,
                 steps,
                 warmup_fraction=config.warmup_fraction if index == 0 else 0.0,
@@ -166,7 +219,8 @@ def select(
 
         trainer.state_provider = run_state
         if steps > done:
-            trainer.train(steps - done, description=f"round {index + 1}/{len(plan)}")
+            before = rounds[-1].selected if rounds else []
+            _train_round(trainer, steps - done, before, f"round {index + 1}/{len(plan)}")
         widths = _finalise_widths(trainer, config)
         # Fine-tune in place with the hard mask: the model then predicts as its pruned
         # copy will (no pending-candidate share), and the compiled step is reused.
