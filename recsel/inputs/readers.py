@@ -313,16 +313,28 @@ def resolve_paths(path: str | Sequence[str]) -> list[str]:
 
 
 def python_cells(value) -> list:
-    """A batch tensor as Python cells: scalars, or lists for sparse and ragged values."""
+    """A batch tensor as Python cells: scalars, or lists for sparse and ragged values.
+
+    Whole arrays are converted at once (bytes decoded in one pass over the flat values),
+    not cell by cell through ``to_list``.
+
+    Example:
+        >>> python_cells(tf.ragged.constant([[b"a"], []]))
+        [['a'], []]
+    """
     if isinstance(value, tf.SparseTensor):
         value = tf.RaggedTensor.from_sparse(value)
-    cells = value.to_list() if isinstance(value, tf.RaggedTensor) else value.numpy().tolist()
-    return [
-        [v.decode() if isinstance(v, bytes) else v for v in c]
-        if isinstance(c, list)
-        else (c.decode() if isinstance(c, bytes) else c)
-        for c in cells
-    ]
+    if isinstance(value, tf.RaggedTensor):
+        flat = _python_values(value.flat_values.numpy())
+        splits = value.row_splits.numpy().tolist()
+        return [flat[start:stop] for start, stop in zip(splits[:-1], splits[1:])]
+    return _python_values(value.numpy())
+
+
+def _python_values(array: np.ndarray) -> list:
+    if array.dtype == object:  # tf.string: bytes
+        return [v.decode() if isinstance(v, bytes) else v for v in array.tolist()]
+    return array.tolist()
 
 
 def _dense(column: pa.Array, dtype, name: str, path: str) -> np.ndarray:
