@@ -167,7 +167,7 @@ def write_chunks(root: Path, chunk_rows: int, chunks: int, shape: dict) -> dict:
             features.to_json(str(features_path))  # atomic
         write_tfrecord(table, data.label, names[0])
         if len(names) > 1:
-            _atomic(names[1], lambda tmp: pq.write_table(table, tmp))
+            _atomic(names[1], lambda tmp, table=table: pq.write_table(table, tmp))
         generated += 1
     if label is None:
         label = json.loads((root / "features.json").read_text()).get("label")
