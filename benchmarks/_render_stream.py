@@ -49,11 +49,25 @@ def stream_section(name: str, data: dict) -> str:
             status = "not measured" if value is None else ("met" if met(value) else "**MISS**")
             rows.append([fmt_name, what, fmt(value), threshold, status])
     lines += [table(["Format", "Target", "Measured", "Threshold", "Status"], rows), ""]
-    headers = ["Format", "Rows", "Steps", "select() s", "plain fit s", "Throughput ratio",
-               "Peak RSS MiB", "Checkpoint bytes", "Model+opt bytes", "Load"]  # fmt: skip
+    headers = ["Format", "Rows", "Steps", "select() s", "plain fit s", "select() ex/s",
+               "plain ex/s", "Throughput ratio", "Peak RSS MiB", "Checkpoint bytes",
+               "Model+opt bytes", "Load"]  # fmt: skip
     points = [[p["format"], fmt(p["rows"]), fmt(p["steps"]), fmt(p["select_s"]),
-               fmt(p["plain_fit_s"]), fmt(p["throughput_ratio"]), fmt(p["peak_rss_mib_select"]),
-               fmt(p["checkpoint_bytes"]), fmt(p["model_and_optimizer_bytes"]),
+               fmt(p["plain_fit_s"]), fmt(p["select_examples_per_s"]),
+               fmt(p["plain_examples_per_s"]), fmt(p["throughput_ratio"]),
+               fmt(p["peak_rss_mib_select"]), fmt(p["checkpoint_bytes"]),
+               fmt(p["model_and_optimizer_bytes"]),
                fmt(p.get("load_average_1m"))] for p in data["points"]]  # fmt: skip
     lines += [table(headers, points), ""]
+    phased = [p for p in data["points"] if p.get("select_phases_s")]
+    if phased:
+        lines.append(
+            "Where `select()`'s time went (s; `train` includes the in-round checkpoints and "
+            "the train function's tracing, `prepare` includes `build`):"
+        )
+        lines.append("")
+        names = list(dict.fromkeys(k for p in phased for k in p["select_phases_s"]))
+        rows = [[p["format"], fmt(p["rows"]), *(fmt(p["select_phases_s"].get(k)) for k in names)]
+                for p in phased]  # fmt: skip
+        lines += [table(["Format", "Rows", *names], rows), ""]
     return "\n".join(lines) + "\n"
