@@ -14,6 +14,16 @@ _TARGETS = (
 )  # fmt: skip
 
 
+_METHOD = (
+    "How it is measured: peak RSS is each point process's own `VmHWM` (`ru_maxrss`, used "
+    "before, is carried across `exec` from the parent, so every point showed the shard "
+    "writer's peak); the checkpoint size is polled from the checkpoint directory by a "
+    "thread (before, a per-step callback read it, which made `select()` run one step per "
+    "compiled call); the plain fit runs 100 steps per compiled call, as `select()` does, "
+    "and its time includes building and compiling its model, as `select()`'s does."
+)
+
+
 def _written(data: dict) -> str:
     written = data.get("data_write")
     if written is None:  # results from before the cached writer
@@ -40,6 +50,8 @@ def stream_section(name: str, data: dict) -> str:
         "2 cores (load average per point)."
     )
     lines.append("")
+    if any(p.get("select_phases_s") for p in data["points"]):
+        lines += [_METHOD, ""]
     rows = []
     for fmt_name, summary in data["summary"].items():
         for key, what, met, threshold in _TARGETS:
