@@ -61,6 +61,8 @@ def stream_section(name: str, data: dict) -> str:
             status = "not measured" if value is None else ("met" if met(value) else "**MISS**")
             rows.append([fmt_name, what, fmt(value), threshold, status])
     lines += [table(["Format", "Target", "Measured", "Threshold", "Status"], rows), ""]
+    if data.get("notes"):
+        lines += ["Notes:", "", *(f"- {note}" for note in data["notes"]), ""]
     headers = ["Format", "Rows", "Steps", "select() s", "plain fit s", "select() ex/s",
                "plain ex/s", "Throughput ratio", "Peak RSS MiB", "Checkpoint bytes",
                "Model+opt bytes", "Load"]  # fmt: skip
