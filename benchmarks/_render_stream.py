@@ -14,6 +14,28 @@ _TARGETS = (
 )  # fmt: skip
 
 
+_METHOD = (
+    "How it is measured: peak RSS is each point process's own `VmHWM` (`ru_maxrss`, used "
+    "before, is carried across `exec` from the parent, so every point showed the shard "
+    "writer's peak); the checkpoint size is polled from the checkpoint directory by a "
+    "thread (before, a per-step callback read it, which made `select()` run one step per "
+    "compiled call); the plain fit runs 100 steps per compiled call, as `select()` does, "
+    "and its time includes building and compiling its model, as `select()`'s does."
+)
+
+
+def _written(data: dict) -> str:
+    written = data.get("data_write")
+    if written is None:  # results from before the cached writer
+        return f"Writing the shards took {fmt(data['data_write_s'])} s."
+    if not written["chunks_generated"]:
+        return "The shards came from the cache (`benchmarks/_stream_data.py`)."
+    return (
+        f"Generating and writing {fmt(written['chunks_generated'])} chunk(s) took "
+        f"{fmt(written['seconds'])} s (Arrow columns, C++ tf.Example encoder; then cached)."
+    )
+
+
 def stream_section(name: str, data: dict) -> str:
     """Per format: the four targets with their verdicts, then every measured point."""
     lines = ["## stream_scale", "", header(data)]
@@ -24,10 +46,12 @@ def stream_section(name: str, data: dict) -> str:
         f"`make_synthetic` chunks of {fmt(data['chunk_rows'])} rows, one shard per chunk, each "
         "with its own seed (no row repeats; every chunk has the same columns, kinds and "
         "vocabularies, but its own per-value effects, so the validation AUC below says nothing "
-        "about quality: this benchmark measures cost). Writing the shards took "
-        f"{fmt(data['data_write_s'])} s. Other jobs shared the 2 cores (load average per point)."
+        f"about quality: this benchmark measures cost). {_written(data)} Other jobs shared the "
+        "2 cores (load average per point)."
     )
     lines.append("")
+    if any(p.get("select_phases_s") for p in data["points"]):
+        lines += [_METHOD, ""]
     rows = []
     for fmt_name, summary in data["summary"].items():
         for key, what, met, threshold in _TARGETS:
@@ -37,11 +61,27 @@ def stream_section(name: str, data: dict) -> str:
             status = "not measured" if value is None else ("met" if met(value) else "**MISS**")
             rows.append([fmt_name, what, fmt(value), threshold, status])
     lines += [table(["Format", "Target", "Measured", "Threshold", "Status"], rows), ""]
-    headers = ["Format", "Rows", "Steps", "select() s", "plain fit s", "Throughput ratio",
-               "Peak RSS MiB", "Checkpoint bytes", "Model+opt bytes", "Load"]  # fmt: skip
+    if data.get("notes"):
+        lines += ["Notes:", "", *(f"- {note}" for note in data["notes"]), ""]
+    headers = ["Format", "Rows", "Steps", "select() s", "plain fit s", "select() ex/s",
+               "plain ex/s", "Throughput ratio", "Peak RSS MiB", "Checkpoint bytes",
+               "Model+opt bytes", "Load"]  # fmt: skip
     points = [[p["format"], fmt(p["rows"]), fmt(p["steps"]), fmt(p["select_s"]),
-               fmt(p["plain_fit_s"]), fmt(p["throughput_ratio"]), fmt(p["peak_rss_mib_select"]),
-               fmt(p["checkpoint_bytes"]), fmt(p["model_and_optimizer_bytes"]),
+               fmt(p["plain_fit_s"]), fmt(p["select_examples_per_s"]),
+               fmt(p["plain_examples_per_s"]), fmt(p["throughput_ratio"]),
+               fmt(p["peak_rss_mib_select"]), fmt(p["checkpoint_bytes"]),
+               fmt(p["model_and_optimizer_bytes"]),
                fmt(p.get("load_average_1m"))] for p in data["points"]]  # fmt: skip
     lines += [table(headers, points), ""]
+    phased = [p for p in data["points"] if p.get("select_phases_s")]
+    if phased:
+        lines.append(
+            "Where `select()`'s time went (s; `train` includes the in-round checkpoints and "
+            "the train function's tracing, `prepare` includes `build`):"
+        )
+        lines.append("")
+        names = list(dict.fromkeys(k for p in phased for k in p["select_phases_s"]))
+        rows = [[p["format"], fmt(p["rows"]), *(fmt(p["select_phases_s"].get(k)) for k in names)]
+                for p in phased]  # fmt: skip
+        lines += [table(["Format", "Rows", *names], rows), ""]
     return "\n".join(lines) + "\n"

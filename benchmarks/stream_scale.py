@@ -2,14 +2,17 @@
 
 Data: ``make_synthetic`` chunks of ``chunk_rows`` rows (40 candidates, no ID traps, so
 every size has the same vocabularies and model), written once as TFRecord and Parquet
-shards, one shard per chunk; each chunk has its own seed, so no row repeats. Every
-point (format x rows) runs in a fresh subprocess, as a user's job would, and measures:
+shards, one shard per chunk, and cached (``benchmarks/_stream_data.py``); each chunk has
+its own seed, so no row repeats. Every point (format x rows) runs in a fresh subprocess,
+as a user's job would, and measures:
 
 - ``select()`` on a ``FileStream`` (one pass, k = 8, checkpoints every 500 steps and
-  the round's evaluation included): wall time, examples/s, peak RSS (``ru_maxrss``) and
-  the size of one checkpoint against the model's and optimizer's variables;
+  the rounds' evaluation, validation curve and serving sample included): wall time,
+  examples/s, the time of each phase, peak RSS (``VmHWM``) and the size of the largest
+  checkpoint against the model's and optimizer's variables;
 - beside it, in the same process after it, a plain tf_keras ``fit`` of the same shape
-  (``Ranker(PrunedEmbedding(all candidates))``) on the same stream for the same steps.
+  (``Ranker(PrunedEmbedding(all candidates))``) on the same stream for the same steps,
+  with the same steps per compiled call.
 
 Targets (issue 13): peak RSS at x16 <= 1.2 x peak RSS at x1; wall-time growth exponent
 in rows <= 1.05; select() throughput >= 0.9 x the plain fit; checkpoint <= 2 x model
@@ -27,12 +30,14 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks._common import machine, write_json
+from benchmarks._stream_data import cache_root, write_chunks
 
 PRESETS = {
     "full": {"chunk_rows": 250_000, "factors": (1, 4, 16)},
@@ -42,76 +47,117 @@ SHAPE = {"n_informative": 8, "n_duplicates": 6, "n_noise": 26, "n_traps": 0}
 BATCH, K, SEED = 256, 8, 0
 
 
-def _canonical(data):
-    """Renames columns (and the name prefix of their values) by role, so every chunk has
-    the same columns, kinds and vocabularies (``make_synthetic`` permutes names per seed;
-    the kind of each role is fixed)."""
-    roles = {n: f"inf{i}" for i, n in enumerate(data.informative)}
-    roles.update({n: f"dup{i}" for i, n in enumerate(data.duplicates)})  # generation order
-    roles.update({n: f"noise{i}" for i, n in enumerate(data.noise)})
-    frame = {}
-    for old, new in roles.items():
-        column = data.frame[old]
-        if column.dtype == object and isinstance(column.iloc[0], list):
-            column = column.map(lambda cell, o=old, n=new: [v.replace(o, n, 1) for v in cell])
-        elif column.dtype == object:
-            column = column.str.replace(old, new, n=1, regex=False)
-        frame[new] = column
-    import pandas as pd
-
-    out = pd.DataFrame(dict(sorted(frame.items())))
-    out[data.label] = data.frame[data.label].to_numpy()
-    return out
+def _peak_rss_mib() -> float:
+    """This process's own peak RSS (``VmHWM``). ``ru_maxrss`` is not: Linux carries it
+    across ``exec``, so a child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _write_chunks(root: Path, chunk_rows: int, chunks: int) -> dict:
-    """Writes ``chunks`` TFRecord and Parquet shards; returns the feature spec path."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import tensorflow as tf
+class _CheckpointWatcher(threading.Thread):
+    """Records the largest checkpoint written to ``directory`` (polled off the hot path:
+    a ``step_callback`` would make ``select()`` run one step per compiled call)."""
 
-    from recsel.data.synthetic import make_synthetic
-    from recsel.inference import infer_feature_set
-    from recsel.serving import serialize_examples
-    from recsel.tabular import validate_frame
+    def __init__(self, directory: Path):
+        super().__init__(daemon=True)
+        self.directory, self.largest, self._done = directory, 0, threading.Event()
 
-    features = None
-    for chunk in range(chunks):
-        data = make_synthetic(n_rows=chunk_rows, seed=1000 + chunk, **SHAPE)
-        frame = _canonical(data)
-        if features is None:
-            features = infer_feature_set(frame, data.label, embedding_dim=16)
-            features.to_json(str(root / "features.json"))
-        frame = validate_frame(frame, features, data.label)
-        with tf.io.TFRecordWriter(str(root / f"part-{chunk:05d}.tfrecord")) as writer:
-            for record in serialize_examples(frame, features, data.label):
-                writer.write(record)
-        table = pa.Table.from_pandas(frame[[*features.names, data.label]], preserve_index=False)
-        pq.write_table(table, root / f"part-{chunk:05d}.parquet")
-        if chunk == 0:  # a held-out chunk for validation
-            valid = make_synthetic(n_rows=min(chunk_rows, 20_000), seed=999, **SHAPE)
-            vframe = validate_frame(_canonical(valid), features, valid.label)
-            with tf.io.TFRecordWriter(str(root / "valid.tfrecord")) as writer:
-                for record in serialize_examples(vframe, features, valid.label):
-                    writer.write(record)
-    return {"features": str(root / "features.json"), "label": data.label}
+    def run(self) -> None:
+        while not self._done.wait(0.2):
+            sizes: dict[str, int] = {}
+            try:
+                for path in self.directory.glob("ckpt-*"):
+                    number = path.name.split(".")[0]
+                    sizes[number] = sizes.get(number, 0) + path.stat().st_size
+            except OSError:  # a file removed between listing and stat (max_to_keep)
+                continue
+            self.largest = max([self.largest, *sizes.values()])
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.largest
 
 
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.glob("ckpt-*")) if path.exists() else 0
+class _Phases:
+    """Wall time per phase of ``select()``, by wrapping the functions that make it up."""
+
+    TARGETS = (
+        ("recsel.selection", None, "_prepare", "prepare"),
+        ("recsel.training", "SelectionTrainer", "__init__", "build"),
+        ("recsel.training", "SelectionTrainer", "restore", "restore"),
+        ("recsel.training", "SelectionTrainer", "clear_checkpoints", "clear_checkpoints"),
+        ("recsel.selection", None, "prune_ranker", "prune"),
+        ("recsel.training", "SelectionTrainer", "train", "train"),
+        ("recsel.training", "SelectionTrainer", "save", "checkpoint"),
+        ("recsel.training", "SelectionTrainer", "evaluate", "evaluate"),
+        ("recsel._explain", None, "validation_sample", "validation_sample"),
+        ("recsel._explain", None, "prefix_curve", "feature_curve"),
+        ("recsel._explain", None, "dropped_reasons", "dropped_reasons"),
+    )
+
+    def __init__(self):
+        import importlib
+
+        self.seconds: dict[str, float] = {}
+        for module_name, owner_name, attr, phase in self.TARGETS:
+            module = importlib.import_module(module_name)
+            owner = getattr(module, owner_name) if owner_name else module
+            setattr(owner, attr, self._timed(getattr(owner, attr), phase))
+        import recsel.selection as selection  # it imported _explain's functions by module
+
+        assert selection._explain is importlib.import_module("recsel._explain")
+
+    def _timed(self, function, phase: str):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - started
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + spent
+
+        return timed
+
+
+def _plain_fit(train, features, config, steps: int) -> tuple[float, int]:
+    """A plain tf_keras fit of the same shape on the same stream: same batch, seed and
+    steps per compiled call as ``select()``; returns its seconds (model building
+    included, as ``select()``'s are) and its state bytes."""
+    import tf_keras
+
+    from recsel.layer import PrunedEmbedding
+    from recsel.model import Ranker
+    from recsel.training import MAX_STEPS_PER_CALL
+
+    started = time.perf_counter()  # building and compiling count, as in select()
+    tf_keras.utils.set_random_seed(SEED)
+    plain = Ranker(PrunedEmbedding(features), config.hidden_units, seed=SEED)
+    plain.compile(
+        tf_keras.optimizers.Adam(config.learning_rate),
+        tf_keras.losses.BinaryCrossentropy(from_logits=True),
+        steps_per_execution=MAX_STEPS_PER_CALL,
+    )
+    plain.optimizer.build(plain.trainable_variables)
+    stream = train.dataset(BATCH, seed=SEED, shuffle=True, num_epochs=None)
+    plain.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - started
+    state_bytes = sum(
+        int(np.prod(v.shape)) * v.dtype.size for v in [*plain.variables, *plain.optimizer.variables]
+    )
+    return seconds, state_bytes
 
 
 def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
     """One point, in this (fresh) process: select() then the plain fit, same stream."""
-    import tf_keras
-
     from recsel.config import SelectionConfig
     from recsel.features import FeatureSet
     from recsel.inputs import FileStream, StreamOptions
-    from recsel.layer import PrunedEmbedding
-    from recsel.model import Ranker
     from recsel.selection import select
 
+    phases = _Phases()
     base = Path(root)
     features = FeatureSet.from_json(str(base / "features.json"))
     files = [str(base / f"part-{c:05d}.{fmt}") for c in range(chunks)]
@@ -125,12 +171,8 @@ def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
         features.label,
     )
     checkpoints = Path(tempfile.mkdtemp(prefix="stream-ckpt-"))
-    seen = {"bytes": 0}
-
-    def after_step(step: int) -> None:
-        if step == 501:  # just after the save at step 500: one checkpoint on disk
-            seen["bytes"] = _dir_bytes(checkpoints)
-
+    watcher = _CheckpointWatcher(checkpoints)
+    watcher.start()
     config = SelectionConfig(num_features=K, batch_size=BATCH, seed=SEED)
     started = time.perf_counter()
     result = select(
@@ -141,39 +183,29 @@ def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
         progress=False,
         checkpoint_dir=str(checkpoints),
         checkpoint_every=500,
-        step_callback=after_step,
     )
     select_s = time.perf_counter() - started
+    checkpoint_bytes = watcher.stop()
     steps = result.provenance["steps"]
-    rss_after_select = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    tf_keras.utils.set_random_seed(SEED)
-    plain = Ranker(PrunedEmbedding(features), config.hidden_units, seed=SEED)
-    plain.compile(
-        tf_keras.optimizers.Adam(config.learning_rate),
-        tf_keras.losses.BinaryCrossentropy(from_logits=True),
-    )
-    plain.optimizer.build(plain.trainable_variables)
-    stream = train.dataset(BATCH, seed=SEED, shuffle=True, num_epochs=None)
-    started = time.perf_counter()
-    plain.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
-    plain_s = time.perf_counter() - started
-    state_bytes = sum(
-        int(np.prod(v.shape)) * v.dtype.size for v in [*plain.variables, *plain.optimizer.variables]
-    )
+    rss_after_select = _peak_rss_mib()
+    plain_s, state_bytes = _plain_fit(train, features, config, steps)
     return {
         "format": fmt,
         "rows": rows,
         "steps": steps,
         "select_s": round(select_s, 2),
+        # select()'s own clock stops before its last step and its return (locals freed):
+        # the difference to select_s is that tail.
+        "select_inner_s": result.provenance["wall_seconds"],
         "plain_fit_s": round(plain_s, 2),
         "select_examples_per_s": round(steps * BATCH / select_s),
         "plain_examples_per_s": round(steps * BATCH / plain_s),
         "throughput_ratio": round(plain_s / select_s, 3),
+        "select_phases_s": {k: round(v, 2) for k, v in phases.seconds.items()},
         "peak_rss_mib_select": round(rss_after_select, 1),
-        "checkpoint_bytes": seen["bytes"],
+        "checkpoint_bytes": checkpoint_bytes,
         "model_and_optimizer_bytes": state_bytes,
-        "checkpoint_ratio": round(seen["bytes"] / state_bytes, 3) if seen["bytes"] else None,
+        "checkpoint_ratio": round(checkpoint_bytes / state_bytes, 3) if checkpoint_bytes else None,
         "selected": result.selected,
         "valid_auc": round(result.metrics["auc"], 4),
     }
@@ -195,9 +227,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     preset = PRESETS["quick" if args.quick else "full"]
     chunk_rows, factors = preset["chunk_rows"], preset["factors"]
-    root = Path(tempfile.mkdtemp(prefix="stream-scale-"))
+    root = cache_root(chunk_rows, SHAPE)
     started = time.perf_counter()
-    _write_chunks(root, chunk_rows, max(factors))
+    generated = write_chunks(root, chunk_rows, max(factors), SHAPE)["generated"]
     write_s = time.perf_counter() - started
     points = []
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -217,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m benchmarks.stream_scale" + (" --quick" if args.quick else "")
     if args.formats != ["tfrecord", "parquet"]:
         command += " --formats " + " ".join(args.formats)
-    record(points, command, "quick" if args.quick else "full", chunk_rows, write_s, root)
+    written = {"seconds": round(write_s, 1), "chunks_generated": generated, "cache": str(root)}
+    record(points, command, "quick" if args.quick else "full", chunk_rows, written, root)
 
 
 def summarise(points: list[dict]) -> dict:
@@ -244,7 +277,7 @@ def summarise(points: list[dict]) -> dict:
 
 
 def record(
-    points: list[dict], command: str, mode: str, chunk_rows: int, write_s: float, root: Path
+    points: list[dict], command: str, mode: str, chunk_rows: int, written: dict, root: Path
 ) -> None:
     """Writes ``benchmarks/results/stream_scale.json`` for the measured points."""
     summary = summarise(points)
@@ -256,7 +289,7 @@ def record(
             "mode": mode,
             "chunk_rows": chunk_rows,
             "candidates": len(json.loads((root / "features.json").read_text())["features"]),
-            "data_write_s": round(write_s, 1),
+            "data_write": written,
             "points": points,
             "summary": summary,
             "targets": {

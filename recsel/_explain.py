@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -109,10 +111,56 @@ def _hashable(series: pd.Series) -> pd.Series:
     return series
 
 
-def _purity(a: pd.Series, b: pd.Series) -> float:
-    """Share of rows whose ``b`` is the most common ``b`` of their ``a`` value."""
-    pairs = pd.DataFrame({"a": a.to_numpy(), "b": b.to_numpy()}).groupby(["a", "b"]).size()
-    return float(pairs.groupby(level=0).max().sum() / len(a))
+@dataclasses.dataclass
+class _Column:
+    """One column, prepared once for every pair it is scored in (``dropped_reasons`` scores
+    each dropped candidate against each kept feature: hashing list cells per pair was
+    most of its time)."""
+
+    series: pd.Series
+    _codes: tuple[np.ndarray, int] | None = None
+
+    @functools.cached_property
+    def numeric(self) -> bool:
+        return pd.api.types.is_numeric_dtype(self.series) and self.series.nunique() > 20
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return self.series.astype(float).to_numpy()
+
+    @property
+    def codes(self) -> tuple[np.ndarray, int]:
+        """Integer codes of the (hashable) values (-1: missing) and how many values."""
+        if self._codes is None:
+            codes, uniques = pd.factorize(_hashable(self.series))
+            self._codes = (codes.astype(np.int64), len(uniques))
+        return self._codes
+
+
+def _purities(a: _Column, b: _Column) -> tuple[float, float]:
+    """Share of rows whose ``b`` is the most common ``b`` of their ``a`` value, and the
+    same with the roles swapped, from one contingency table."""
+    (ca, na), (cb, nb) = a.codes, b.codes
+    present = (ca >= 0) & (cb >= 0)  # missing values form no pair, but count as rows
+    table = np.bincount(ca[present] * nb + cb[present], minlength=na * nb).reshape(na, nb)
+    rows = len(ca)
+    return float(table.max(axis=1, initial=0).sum() / rows), float(
+        table.max(axis=0, initial=0).sum() / rows
+    )
+
+
+def _copy_score(a: _Column, b: _Column) -> float | None:
+    rows = len(a.series)
+    if rows < 2:
+        return None
+    if a.numeric and b.numeric:
+        if a.series.std() == 0 or b.series.std() == 0:
+            return None
+        return abs(float(np.corrcoef(a.values, b.values)[0, 1]))
+    limit = _MAX_DISTINCT_SHARE * rows
+    if a.codes[1] > limit or b.codes[1] > limit:
+        return None
+    return min(_purities(a, b))
 
 
 def copy_score(a: pd.Series, b: pd.Series) -> float | None:
@@ -122,19 +170,12 @@ def copy_score(a: pd.Series, b: pd.Series) -> float | None:
     (each column predicts the other's value), so only a relabelling scores near 1.
     Columns with too many distinct values (ID-like) get None: any two unique-per-row
     columns would "predict" each other.
+
+    Example:
+        >>> copy_score(pd.Series(["a", "b"] * 50), pd.Series(["x", "y"] * 50))
+        1.0
     """
-    if len(a) < 2:
-        return None
-    if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
-        if a.nunique() > 20 and b.nunique() > 20:
-            if a.std() == 0 or b.std() == 0:
-                return None
-            return abs(float(np.corrcoef(a.astype(float), b.astype(float))[0, 1]))
-    a, b = _hashable(a), _hashable(b)
-    limit = _MAX_DISTINCT_SHARE * len(a)
-    if a.nunique() > limit or b.nunique() > limit:
-        return None
-    return min(_purity(a, b), _purity(b, a))
+    return _copy_score(_Column(a), _Column(b))
 
 
 def _over_budget(result) -> dict[str, int]:
@@ -166,6 +207,7 @@ def dropped_reasons(
     """
     over = _over_budget(result)
     out: dict[str, dict[str, Any]] = {}
+    columns = None if sample is None else {n: _Column(sample[n]) for n in sample.columns}
     ensemble = (result.provenance or {}).get("ensemble")
     for name in result.dropped:
         if ensemble:  # a consensus: the runs' votes decided, not one run's attention
@@ -181,7 +223,7 @@ def dropped_reasons(
                 "detail": f"selected in round {over[name]}, which went over the budget",
             }
             continue
-        copy = _best_copy(name, result.selected, sample)
+        copy = _best_copy(name, result.selected, columns)
         if copy is not None:
             of, score = copy
             out[name] = {
@@ -198,14 +240,16 @@ def dropped_reasons(
     return out
 
 
-def _best_copy(name: str, kept: list[str], sample: pd.DataFrame | None) -> tuple[str, float] | None:
-    if sample is None or name not in sample.columns:
+def _best_copy(
+    name: str, kept: list[str], columns: dict[str, _Column] | None
+) -> tuple[str, float] | None:
+    if columns is None or name not in columns:
         return None
     best = None
     for other in kept:
-        if other not in sample.columns:
+        if other not in columns:
             continue
-        score = copy_score(sample[name], sample[other])
+        score = _copy_score(columns[name], columns[other])
         if score is not None and score >= COPY_THRESHOLD and (best is None or score > best[1]):
             best = (other, score)
     return best

@@ -141,6 +141,7 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
         data = dict(data)
+        data.pop("vocabulary_file", None)  # a reference; FeatureSet.from_json resolves it
         for key in ("vocabulary", "boundaries"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
@@ -223,4 +224,29 @@ class FeatureSet:
             data = json.loads(read_text(path))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err}).") from err
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(_inline_vocabulary_files(data, path), source=path)
+
+
+def _inline_vocabulary_files(data: Any, path: str) -> Any:
+    """Reads the ``vocabulary_file`` (relative to ``path``'s directory) of each feature
+    that has no inline vocabulary."""
+    if not isinstance(data, dict) or not isinstance(data.get("features"), list):
+        return data  # the schema check reports it
+    import os
+
+    from recsel.vocabulary_files import read_vocabulary_file
+
+    features = []
+    for entry in data["features"]:
+        if isinstance(entry, dict) and entry.get("vocabulary_file") and "vocabulary" not in entry:
+            file = os.path.join(os.path.dirname(path), entry["vocabulary_file"])
+            try:
+                values = read_vocabulary_file(file, entry.get("dtype", "string"))
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"{path}: feature {entry.get('name')!r} references vocabulary file {file}, "
+                    "which does not exist; copy it along with the spec or inline the vocabulary."
+                ) from None
+            entry = {**entry, "vocabulary": list(values)}
+        features.append(entry)
+    return {**data, "features": features}

@@ -6,6 +6,9 @@ Files:
     embedding_config.json  per kept feature: table, vocabulary size, dim, combiner, valency
     selection.json         the full SelectionResult (order, weights, rounds, cost model)
     feature_spec.json      the candidate FeatureSet the selection ran on
+    vocabularies/*.txt     each vocabulary, one value per line (recsel.vocabulary_files),
+                           referenced as vocabulary_file from feature_spec.json and
+                           embedding_config.json
     report.html            a self-contained report
 
 Example:
@@ -14,16 +17,18 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from recsel import contract
-from recsel.atomic import atomic_output_dir
+from recsel.atomic import atomic_output_dir, atomic_write_text
 from recsel.features import FeatureSet
 from recsel.result import SelectionResult
 from recsel.schema_io import prune_schema, schema_for_features, write_schema
 from recsel.tpu import embedding_config_from_features, write_embedding_config
+from recsel.vocabulary_files import vocabulary_files, with_vocabulary_files, write_vocabulary_files
 
 SCHEMA_FILE = "schema.pbtxt"
 EMBEDDING_CONFIG_FILE = "embedding_config.json"
@@ -64,12 +69,14 @@ def write_outputs(
     contract.validate(result.to_dict(), "selection.schema.json", SELECTION_FILE)
     kept = kept_features(result, features)
     config = result.config
+    vocabularies = vocabulary_files(features)
     embedding_config = embedding_config_from_features(
         kept,
         config.get("chunk_size", 8),
         config.get("dim_multiple", 8),
         {n: result.full_dims[n] for n in kept.names},
     )
+    embedding_config = with_vocabulary_files(embedding_config, vocabularies)
     schema = (
         prune_schema(input_schema, result.selected, result.label)
         if input_schema is not None
@@ -77,9 +84,13 @@ def write_outputs(
     )
     with atomic_output_dir(output_dir, overwrite=overwrite) as staging:
         write_schema(schema, os.path.join(staging, SCHEMA_FILE))
+        write_vocabulary_files(features, vocabularies, staging)
         write_embedding_config(embedding_config, os.path.join(staging, EMBEDDING_CONFIG_FILE))
         result.to_json(os.path.join(staging, SELECTION_FILE))
-        features.to_json(os.path.join(staging, FEATURE_SPEC_FILE))
+        spec = with_vocabulary_files(features.to_dict(), vocabularies)
+        atomic_write_text(
+            os.path.join(staging, FEATURE_SPEC_FILE), json.dumps(spec, indent=2) + "\n"
+        )
         if report:
             from recsel.report import write_report
 

@@ -239,16 +239,26 @@ class SequentialAttention(tf.Module):
         step = self.step.assign_add(1)
         with tf.control_dependencies([step]):
             fire = tf.reduce_sum(tf.cast(self.schedule <= step, tf.int32)) > self.events_done
-            updates = self._selection_updates(fire)
+            if tf.distribute.has_strategy():
+                updates = self._selection_updates(fire)
+            else:
+                # One device: run the selection maths only on the few steps with an event
+                # (the same updates; a step without one would rewrite the same state).
+                updates = [tf.cond(fire, self._event, lambda: tf.constant(False))]
         with tf.control_dependencies(updates):
             return tf.identity(self.attention_weights())
+
+    def _event(self) -> tf.Tensor:
+        with tf.control_dependencies(self._selection_updates(tf.constant(True))):
+            return tf.constant(True)
 
     def _selection_updates(self, fire: tf.Tensor) -> list:
         """Applies a selection event when ``fire`` is true, else rewrites the same state.
 
         Branch-free on purpose: replica-synchronised assignments may not sit inside
-        ``tf.cond`` under ``tf.distribute``, so every step computes the candidate update
-        and ``tf.where`` keeps or discards it.
+        ``tf.cond`` under ``tf.distribute``, so there every step computes the candidate
+        update and ``tf.where`` keeps or discards it. Without a strategy ``__call__``
+        wraps it in a ``tf.cond`` instead (``fire`` is then always true here).
         """
         n = self.num_candidates
         pending = self.active * (1.0 - self.selected) * self.eligible

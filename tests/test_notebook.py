@@ -27,6 +27,7 @@ OUTPUT_FILES = {
     "embedding_config.json",
     "selection.json",
     "feature_spec.json",
+    "vocabularies",  # one file per vocabulary (issue 13)
     "report.html",
 }
 

@@ -182,10 +182,8 @@ def find_bad_shard(stream, error: Exception) -> Exception:
                 for batch in records.batch(4096):
                     tf.io.parse_example(batch, stream._parse_spec())
             else:
-                for _ in arrow_record_batches(
-                    path, stream.format, stream._columns, stream._csv_types(), 65536
-                ):
-                    pass
+                for batch in stream.arrow_batches(path):  # read, cast and encode
+                    stream._encoder.encode(batch, path)
         except tf.errors.DataLossError as err:
             return ValueError(_corrupt(path, err))
         except tf.errors.InvalidArgumentError as err:

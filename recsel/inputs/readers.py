@@ -28,11 +28,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import tensorflow as tf
 
-from recsel.features import FeatureSet, FeatureSpec
+from recsel.features import FeatureSet
 from recsel.inputs import _diagnose
+from recsel.inputs._arrow import ExampleEncoder
 from recsel.inputs.table_io import MissingColumnError, format_of, resolve_files
 
 _TF_DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
@@ -121,6 +121,7 @@ class FileStream:
             )
         self._columns = [*features.names, *([label] if label else [])]
         self._kinds = _diagnose.first_record_kinds(self.files[0], self.format, self._columns)
+        self._encoder = ExampleEncoder(features, label, options.list_separator)
         _diagnose.check_kinds(self._kinds, features, label, self.files[0])
 
     def explain_error(self, error: Exception) -> Exception:
@@ -182,14 +183,10 @@ class FileStream:
         # passes, and each pass is reshuffled (deterministically, from the seed).
         if epochs != 1:
             rows = rows.repeat(epochs)
-        if self.format == "tfrecord":
-            batches = rows.batch(batch_size).skip(int(skip_batches))  # skipped: not parsed
-            batches = batches.map(
-                self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
-        else:
-            batches = rows.ragged_batch(batch_size).skip(int(skip_batches))
-            batches = batches.map(self._split_label)
+        # Every format's rows are serialised tf.Examples here (Parquet and CSV encoded
+        # per record batch), so all take the same shuffle and the same batched parse.
+        batches = rows.batch(batch_size).skip(int(skip_batches))  # skipped: not parsed
+        batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         options = tf.data.Options()
         # Shuffle then repeat stay two steps, as in the frame path (recsel.tabular.to_dataset
         # runs without tf.data's rewrites): the fused form draws a different order, and the
@@ -224,24 +221,35 @@ class FileStream:
     def _rows_of_file(self, path: tf.Tensor) -> tf.data.Dataset:
         if self.format == "tfrecord":
             return tf.data.TFRecordDataset(path, compression_type=self._compression(path))
-        # Arrow decodes a record batch at a time (vectorised, on offsets); rows are
-        # split out only so the bounded shuffle mixes them.
-        signature = {name: self._row_signature(name) for name in self._columns}
+        # Arrow decodes a record batch at a time and encodes it to tf.Examples in C++
+        # (recsel.inputs._arrow); rows are split out only so the bounded shuffle mixes them.
         return tf.data.Dataset.from_generator(
-            self._arrow_batches, args=(path,), output_signature=signature
+            self._arrow_examples, args=(path,), output_signature=tf.TensorSpec([None], tf.string)
         ).unbatch()
 
     @staticmethod
     def _compression(path: tf.Tensor) -> tf.Tensor:
         return tf.where(tf.strings.regex_full_match(path, r"(?i).*\.gz$"), "GZIP", "")
 
-    # ------------------------------------------------------------------ TFRecord
+    # ------------------------------------------------------------------ parsing
     def _parse_spec(self) -> dict:
+        """``tf.io.parse_example`` features: TFRecord in its stored types, Parquet and CSV
+        in the spec's (their encoder cast them); lists ragged for Arrow sources, as
+        TFXIO gives them."""
         spec = {}
         for name in self._columns:
-            dtype = _TF_DTYPES[_diagnose.KIND_DTYPES[self._kinds[name]]]
-            multi = name != self.label and self.features[name].is_multivalent
-            spec[name] = tf.io.VarLenFeature(dtype) if multi else tf.io.FixedLenFeature([], dtype)
+            if self.format == "tfrecord":
+                dtype = _TF_DTYPES[_diagnose.KIND_DTYPES[self._kinds[name]]]
+            elif name == self.label or self.features[name].kind == "numeric":
+                dtype = tf.float32
+            else:
+                dtype = _TF_DTYPES[self.features[name].dtype]
+            if name == self.label or not self.features[name].is_multivalent:
+                spec[name] = tf.io.FixedLenFeature([], dtype)
+            elif self.format == "tfrecord":
+                spec[name] = tf.io.VarLenFeature(dtype)
+            else:
+                spec[name] = tf.io.RaggedFeature(dtype, row_splits_dtype=tf.int64)
         return spec
 
     def _parse(self, serialized: tf.Tensor):
@@ -255,25 +263,22 @@ class FileStream:
         return parsed, label
 
     # ------------------------------------------------------------------ Parquet / CSV
-    def _row_signature(self, name: str) -> tf.TensorSpec | tf.RaggedTensorSpec:
-        if name == self.label:
-            return tf.TensorSpec([None], tf.float32)
-        spec = self.features[name]
-        dtype = tf.float32 if spec.kind == "numeric" else _TF_DTYPES[spec.dtype]
-        if spec.is_multivalent:
-            return tf.RaggedTensorSpec([None, None], dtype, ragged_rank=1)
-        return tf.TensorSpec([None], dtype)
-
-    def _arrow_batches(self, path: bytes):
-        """Yields column dicts of one Parquet or CSV shard, a record batch at a time."""
+    def _arrow_examples(self, path: bytes):
+        """Yields one Parquet or CSV shard as serialised tf.Examples, a record batch at a time."""
         path = path.decode() if isinstance(path, bytes) else str(path)
-        for batch in _diagnose.arrow_record_batches(
+        for batch in self.arrow_batches(path):
+            yield self._encoder.encode(batch, path)
+
+    def arrow_batches(self, path: str):
+        """The stream's columns of one Parquet or CSV shard, as Arrow record batches."""
+        return _diagnose.arrow_record_batches(
             path, self.format, self._columns, self._csv_types(), self._read_rows()
-        ):
-            yield {name: self._arrow_column(batch, name, path) for name in self._columns}
+        )
 
     def _read_rows(self) -> int:
-        return max(1024, self.options.batch_size)
+        # Whole record batches are cast and encoded at once; this many rows bound the
+        # memory of one (on top of the shuffle buffer).
+        return max(8192, self.options.batch_size)
 
     def _csv_types(self) -> dict[str, pa.DataType]:
         types = {}
@@ -284,20 +289,6 @@ class FileStream:
             spec = self.features[name]
             types[name] = pa.string() if spec.is_multivalent else _ARROW_DTYPES[spec.dtype]
         return types
-
-    def _arrow_column(self, batch: pa.RecordBatch, name: str, path: str):
-        column = batch.column(batch.schema.get_field_index(name))
-        if name == self.label:
-            return _dense(column, np.float32, name, path)
-        spec = self.features[name]
-        if spec.is_multivalent:
-            return _ragged(column, spec, self.options.list_separator, path)
-        if spec.kind == "numeric":
-            return _dense(column, np.float32, name, path)
-        if spec.dtype == "string":
-            column = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column
-            return _dense(column, object, name, path)
-        return _dense(column, np.int64, name, path)
 
 
 def resolve_paths(path: str | Sequence[str]) -> list[str]:
@@ -313,58 +304,28 @@ def resolve_paths(path: str | Sequence[str]) -> list[str]:
 
 
 def python_cells(value) -> list:
-    """A batch tensor as Python cells: scalars, or lists for sparse and ragged values."""
+    """A batch tensor as Python cells: scalars, or lists for sparse and ragged values.
+
+    Whole arrays are converted at once (bytes decoded in one pass over the flat values),
+    not cell by cell through ``to_list``.
+
+    Example:
+        >>> python_cells(tf.ragged.constant([[b"a"], []]))
+        [['a'], []]
+    """
     if isinstance(value, tf.SparseTensor):
         value = tf.RaggedTensor.from_sparse(value)
-    cells = value.to_list() if isinstance(value, tf.RaggedTensor) else value.numpy().tolist()
-    return [
-        [v.decode() if isinstance(v, bytes) else v for v in c]
-        if isinstance(c, list)
-        else (c.decode() if isinstance(c, bytes) else c)
-        for c in cells
-    ]
+    if isinstance(value, tf.RaggedTensor):
+        flat = _python_values(value.flat_values.numpy())
+        splits = value.row_splits.numpy().tolist()
+        return [flat[start:stop] for start, stop in zip(splits[:-1], splits[1:])]
+    return _python_values(value.numpy())
 
 
-def _dense(column: pa.Array, dtype, name: str, path: str) -> np.ndarray:
-    if column.null_count:
-        raise ValueError(
-            f"{path}: column {name!r} has {column.null_count} missing value(s) in a scalar "
-            "feature; fill them when writing the shards, or declare the feature as a list."
-        )
-    return column.to_numpy(zero_copy_only=False).astype(dtype)
-
-
-def _ragged(column: pa.Array, spec: FeatureSpec, sep: str, path: str) -> tf.RaggedTensor:
-    """A list column (or ``sep``-joined text) as a ragged tensor, from Arrow offsets."""
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        # An empty cell is an empty list, not a list holding "".
-        column = _drop_empty_strings(pc.split_pattern(pc.fill_null(column, ""), sep))
-    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
-        raise ValueError(
-            f"{path}: feature {spec.name!r} is multi-valent in the feature spec but the column "
-            f"holds {column.type}; write it as a list column or fix the spec."
-        )
-    column = pc.fill_null(column, pa.scalar([], column.type)) if column.null_count else column
-    offsets = column.offsets.to_numpy()
-    values = column.values.slice(offsets[0], offsets[-1] - offsets[0])
-    flat = (
-        values.to_numpy(zero_copy_only=False).astype(object)
-        if spec.dtype == "string"
-        else values.to_numpy(zero_copy_only=False).astype(np.int64)
-    )
-    if spec.dtype == "string" and not pa.types.is_string(values.type):
-        flat = np.asarray([str(v) for v in flat], object)
-    return tf.RaggedTensor.from_row_splits(flat, (offsets - offsets[0]).astype(np.int64))
-
-
-def _drop_empty_strings(column: pa.ListArray) -> pa.ListArray:
-    """Removes "" items from a list<string> column with numpy on its offsets."""
-    offsets = column.offsets.to_numpy()
-    flat = column.values
-    keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
-    kept_before = np.concatenate([[0], np.cumsum(keep)])
-    new_offsets = kept_before[offsets]
-    return pa.ListArray.from_arrays(pa.array(new_offsets, pa.int32()), flat.filter(pa.array(keep)))
+def _python_values(array: np.ndarray) -> list:
+    if array.dtype == object:  # tf.string: bytes
+        return [v.decode() if isinstance(v, bytes) else v for v in array.tolist()]
+    return array.tolist()
 
 
 __all__ = ["FileStream", "MissingColumnError", "StreamOptions"]

@@ -61,6 +61,14 @@ def test_select_streams_tfrecord_shards_without_a_frame(shards, tmp_path, monkey
     assert len(selection["selected"]) == 3
     assert (out / "embedding_config.json").exists()
     assert not (tmp_path / "out.checkpoint").exists()
+    # The vocabularies came from the streaming statistics pass; each is a file the spec
+    # references, holding exactly the spec's values in lookup-id order.
+    spec = json.loads((out / "feature_spec.json").read_text())
+    with_vocabulary = [f for f in spec["features"] if "vocabulary" in f]
+    assert with_vocabulary
+    for entry in with_vocabulary:
+        lines = (out / entry["vocabulary_file"]).read_text().split("\n")[:-1]
+        assert lines == [str(v) for v in entry["vocabulary"]], entry["name"]
 
 
 def test_a_pattern_that_matches_nothing_is_a_clear_error(tmp_path, capsys):

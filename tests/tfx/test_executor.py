@@ -34,7 +34,14 @@ from recsel.tfx._data import table_to_frame
 from recsel.tfx.executor import _publish
 from recsel.tpu import read_embedding_config
 
-CONTRACT = {"schema.pbtxt", "embedding_config.json", "selection.json", "feature_spec.json"}
+# vocabularies/: one file per vocabulary, referenced from feature_spec.json (issue 13).
+CONTRACT = {
+    "schema.pbtxt",
+    "embedding_config.json",
+    "selection.json",
+    "feature_spec.json",
+    "vocabularies",
+}
 PARAMS = {"label_key": "label", "num_features": 2, "batch_size": 32, "seed": 0}
 
 
