@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from recsel import contract
-from recsel.atomic import atomic_write_text
+from recsel.atomic import atomic_write_text, read_text
 
 Kind = Literal["categorical", "multi_categorical", "numeric"]
 KINDS = ("categorical", "multi_categorical", "numeric")
@@ -234,8 +235,6 @@ def _inline_vocabulary_files(data: Any, path: str) -> Any:
         return data  # the schema check reports it
     import os
 
-    from recsel.vocabulary_files import read_vocabulary_file
-
     features = []
     for entry in data["features"]:
         if isinstance(entry, dict) and entry.get("vocabulary_file") and "vocabulary" not in entry:
@@ -250,3 +249,29 @@ def _inline_vocabulary_files(data: Any, path: str) -> Any:
             entry = {**entry, "vocabulary": list(values)}
         features.append(entry)
     return {**data, "features": features}
+
+
+def read_vocabulary_file(path: str, dtype: str) -> tuple[Any, ...]:
+    """The values of a vocabulary file, typed by the feature's ``dtype``.
+
+    Raises:
+        ValueError: An ``int64`` vocabulary with a line that is not an integer, naming
+            the file and the line.
+
+    Example:
+        >>> read_vocabulary_file("out/vocabularies/country.txt", "string")
+        ('de', 'fr')
+    """
+    lines = read_text(path).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if dtype != "int64":
+        return tuple(lines)
+    try:
+        return tuple(int(line) for line in lines)
+    except ValueError:
+        bad = next(i for i, line in enumerate(lines, 1) if not re.fullmatch(r"-?\d+", line))
+        raise ValueError(
+            f"{path}: line {bad} ({lines[bad - 1]!r}) is not an integer, but the feature is "
+            "int64; rewrite the file or fix the feature's dtype."
+        ) from None

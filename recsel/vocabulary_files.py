@@ -26,8 +26,8 @@ import re
 import warnings
 from typing import Any
 
-from recsel.atomic import atomic_write_text, read_text
-from recsel.features import FeatureSet
+from recsel.atomic import atomic_write_text
+from recsel.features import FeatureSet, read_vocabulary_file  # noqa: F401  (re-exported)
 
 VOCABULARY_DIR = "vocabularies"
 
@@ -81,32 +81,6 @@ def write_vocabulary_files(features: FeatureSet, files: dict[str, str], output_d
     for name, relative in files.items():
         text = "".join(f"{value}\n" for value in features[name].vocabulary)
         atomic_write_text(os.path.join(output_dir, relative), text)
-
-
-def read_vocabulary_file(path: str, dtype: str) -> tuple[Any, ...]:
-    """The values of a vocabulary file, typed by the feature's ``dtype``.
-
-    Raises:
-        ValueError: An ``int64`` vocabulary with a line that is not an integer, naming
-            the file and the line.
-
-    Example:
-        >>> read_vocabulary_file("out/vocabularies/country.txt", "string")
-        ('de', 'fr')
-    """
-    lines = read_text(path).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if dtype != "int64":
-        return tuple(lines)
-    try:
-        return tuple(int(line) for line in lines)
-    except ValueError:
-        bad = next(i for i, line in enumerate(lines, 1) if not re.fullmatch(r"-?\d+", line))
-        raise ValueError(
-            f"{path}: line {bad} ({lines[bad - 1]!r}) is not an integer, but the feature is "
-            "int64; rewrite the file or fix the feature's dtype."
-        ) from None
 
 
 def with_vocabulary_files(data: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
