@@ -276,9 +276,8 @@ def _select_and_write(
 
 
 def run_select(args: argparse.Namespace) -> int:
-    from recsel import inference, schema_io, tabular
+    from recsel import inference, tabular
     from recsel.atomic import check_output_dir
-    from recsel.features import FeatureSet
 
     # A multi-worker strategy must exist before TensorFlow runs its first op.
     strategy = _make_strategy(args.strategy)
@@ -286,8 +285,10 @@ def run_select(args: argparse.Namespace) -> int:
     check_output_dir(args.output_dir, args.overwrite)
     if strategy is not None or _should_stream(args):
         return _run_select_streaming(args, config, strategy)
+    features, schema = _given_features(args)
+    if _is_parquet(args):
+        return _run_select_table(args, config, features, schema)
     frame = tabular.read_table(args.data, label=args.label)
-    schema = None
     if args.validation_data:
         train, valid = frame, tabular.read_table(args.validation_data, label=args.label)
     else:
@@ -295,17 +296,7 @@ def run_select(args: argparse.Namespace) -> int:
             frame, args.validation_fraction, args.seed, args.time_column
         )
     exclude = [*args.exclude, *([args.time_column] if args.time_column else [])]
-    if args.features:
-        features = FeatureSet.from_json(args.features)
-        if features.label is None:
-            features = FeatureSet(features.features, args.label)
-    elif args.schema:
-        schema = schema_io.read_schema(args.schema)
-        stats = schema_io.read_statistics(args.statistics) if args.statistics else None
-        features = schema_io.feature_set_from_schema(
-            schema, args.label, stats, embedding_dim=args.embedding_dim
-        )
-    else:
+    if features is None:
         features = inference.infer_feature_set(
             train,
             args.label,
@@ -325,6 +316,57 @@ def run_select(args: argparse.Namespace) -> int:
         source=args.validation_data or args.data,
     )
     _select_and_write(args, config, train, valid, features, schema)
+    print(f"Outputs written to {args.output_dir}")
+    return 0
+
+
+def _given_features(args: argparse.Namespace):
+    """(features, input schema) from --features or --schema; (None, None) to infer them."""
+    from recsel import schema_io
+    from recsel.features import FeatureSet
+
+    if args.features:
+        features = FeatureSet.from_json(args.features)
+        if features.label is None:
+            features = FeatureSet(features.features, args.label)
+        return features, None
+    if args.schema:
+        schema = schema_io.read_schema(args.schema)
+        stats = schema_io.read_statistics(args.statistics) if args.statistics else None
+        features = schema_io.feature_set_from_schema(
+            schema, args.label, stats, embedding_dim=args.embedding_dim
+        )
+        return features, schema
+    return None, None
+
+
+def _is_parquet(args: argparse.Namespace) -> bool:
+    from recsel.inputs.arrow_table import is_parquet
+
+    paths = [args.data, *([args.validation_data] if args.validation_data else [])]
+    return all(is_parquet(p) for p in paths)
+
+
+def _run_select_table(args: argparse.Namespace, config, features, schema) -> int:
+    """``recsel select`` on Parquet in memory: Arrow columns to compact tensors, no frame."""
+    from recsel import inference
+    from recsel.inputs.arrow_table import prepare_table
+
+    inputs = prepare_table(
+        args.data,
+        args.label,
+        validation_data=args.validation_data,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        time_column=args.time_column,
+        features=features,
+        nan_policy=args.nan_policy,
+        exclude=args.exclude,
+        embedding_dim=args.embedding_dim,
+        min_count=args.min_count or inference.DEFAULT_MIN_COUNT,
+        categorical=args.categorical,
+    )
+    _select_and_write(args, config, inputs.train, inputs.valid, inputs.features, schema)
     print(f"Outputs written to {args.output_dir}")
     return 0
 

@@ -165,7 +165,24 @@ def _decide(
 
 
 def _vocabulary(values: pd.Series, missing: Any, name: str, min_count: int) -> list[Any]:
-    counts = values[values != missing].value_counts()
+    return vocabulary_from_counts(values[values != missing].value_counts(), name, min_count)
+
+
+def vocabulary_from_counts(
+    counts: pd.Series, name: str, min_count: int, stacklevel: int = 6
+) -> list[Any]:
+    """The vocabulary from value counts (missing values left out), most frequent first.
+
+    Args:
+        counts: Count per value, as ``Series.value_counts()`` orders them.
+        name: The column, for messages.
+        min_count: Least count for a value to enter the vocabulary.
+        stacklevel: Where the rare-values warning points (the caller of infer_feature_set).
+
+    Example:
+        >>> vocabulary_from_counts(pd.Series(["a", "b", "a"]).value_counts(), "c", 1)
+        ['a', 'b']
+    """
     if counts.empty:
         raise ValueError(f"{_SOURCE}: column {name!r} has no values; pass exclude=[{name!r}].")
     kept = [(v, int(c)) for v, c in counts.items() if c >= min_count]
@@ -176,7 +193,7 @@ def _vocabulary(values: pd.Series, missing: Any, name: str, min_count: int) -> l
             f"{_SOURCE}: no value of column {name!r} occurs min_count={min_count} times (the "
             f"most frequent occurs {int(counts.max())} times), so all but that one map to OOV. "
             f"Lower min_count to keep its values, or pass exclude=[{name!r}].",
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
         kept = [(counts.index[0], int(counts.iloc[0]))]
     kept.sort(key=lambda vc: (-vc[1], vc[0]))  # most frequent first, ties by value
@@ -194,6 +211,18 @@ def _categorical_spec(
     else:
         cleaned = normalise_categorical(series, probe, _SOURCE)
     vocab = _vocabulary(cleaned, "" if dtype == "string" else -1, name, min_count)
+    return categorical_spec(name, kind, dtype, vocab, max_valency, max_vocab_size)
+
+
+def categorical_spec(
+    name: str, kind: str, dtype: str, vocab: list, max_valency: int, max_vocab_size: int
+) -> FeatureSpec:
+    """A categorical spec from its counted vocabulary: hashed when it has too many values.
+
+    Example:
+        >>> categorical_spec("c", "categorical", "string", ["a"], 1, 10_000).vocabulary
+        ('a',)
+    """
     # ID-like columns (user/item IDs) have huge, open-ended vocabularies: hash them.
     lookup = (
         {"hash_buckets": max_vocab_size}
@@ -227,6 +256,22 @@ def _numeric_spec(name: str, series: pd.Series, transform: str, num_buckets: int
     return FeatureSpec(
         name, "numeric", dtype="float32", numeric_transform="normalize", mean=mean, std=std,
     )  # fmt: skip
+
+
+def _frame_spec(
+    name: str,
+    series: pd.Series,
+    categorical: set[str],
+    numeric: set[str],
+    max_vocab_size: int,
+    min_count: int,
+    num_buckets: int,
+    numeric_transform: str,
+) -> FeatureSpec:
+    kind, dtype = _decide(name, series, categorical, numeric)
+    if kind == "numeric":
+        return _numeric_spec(name, series, numeric_transform, num_buckets)
+    return _categorical_spec(name, series, kind, dtype, max_vocab_size, min_count)
 
 
 def infer_feature_set(
@@ -285,19 +330,15 @@ def infer_feature_set(
     Example:
         >>> features = infer_feature_set(train, "clicked", numeric=["zip_id"], exclude=["ts"])
     """
-    if isinstance(frame, pa.Table):
-        frame = arrow_to_frame(frame)
+    table = frame if isinstance(frame, pa.Table) else None
+    columns = table.column_names if table is not None else list(frame.columns)
     categorical, numeric, exclude = set(categorical), set(numeric), set(exclude)
-    if label not in frame.columns:
-        raise ValueError(
-            f"{_SOURCE}: label column {label!r} not found; columns: {list(frame.columns)}."
-        )
+    if label not in columns:
+        raise ValueError(f"{_SOURCE}: label column {label!r} not found; columns: {columns}.")
     for arg, names in (("categorical", categorical), ("numeric", numeric), ("exclude", exclude)):
-        unknown = sorted(names - set(frame.columns))
+        unknown = sorted(names - set(columns))
         if unknown:
-            raise ValueError(
-                f"{arg}= names unknown column(s) {unknown}; columns: {list(frame.columns)}."
-            )
+            raise ValueError(f"{arg}= names unknown column(s) {unknown}; columns: {columns}.")
     if label in categorical | numeric:
         raise ValueError(
             f"The label {label!r} cannot be a candidate; remove it from categorical=/numeric=."
@@ -316,15 +357,21 @@ def infer_feature_set(
             f"{max_vocab_size}, {min_count}, {num_buckets}."
         )
     specs = []
-    for name in frame.columns:
+    options = (categorical, numeric, max_vocab_size, min_count, num_buckets, numeric_transform)
+    for index, name in enumerate(columns):
         if name == label or name in exclude:
             continue
-        series = frame[name]
-        kind, dtype = _decide(name, series, categorical, numeric)
-        if kind == "numeric":
-            spec = _numeric_spec(name, series, numeric_transform, num_buckets)
+        spec = None
+        if table is not None:
+            # On Arrow buffers when the column's type allows; else as a one-column frame.
+            from recsel.inputs.arrow_infer import arrow_spec
+
+            spec = arrow_spec(name, table.column(index), *options)
+            series = None if spec else arrow_to_frame(pa.table({name: table.column(index)}))[name]
         else:
-            spec = _categorical_spec(name, series, kind, dtype, max_vocab_size, min_count)
+            series = frame[name]
+        if spec is None:
+            spec = _frame_spec(name, series, *options)
         width = embedding_dim(spec.vocabulary_size) if callable(embedding_dim) else embedding_dim
         if int(width) < 1:
             raise ValueError(
