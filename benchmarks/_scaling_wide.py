@@ -63,6 +63,7 @@ def _timed_train_fn(train_fn, iterator, record: dict, steps_per_call=lambda: 1):
     train_fn.get_concrete_function(iterator)
     record["tracing_seconds"] = time.perf_counter() - started
     record["graph_ops"] = graph_ops(train_fn, iterator)
+    record["traced_since_start"] = _since_start()
     record["step_ends"], record["call_steps"] = [], []
 
     def timed(it):
@@ -73,6 +74,9 @@ def _timed_train_fn(train_fn, iterator, record: dict, steps_per_call=lambda: 1):
         record["call_steps"].append(steps)
         # The first call done (of one or more steps): the first step done, at the latest.
         record.setdefault("first_step_done_since_start", _since_start())
+        # CPU seconds of the process by then: comparable across loads where wall time is not.
+        cpu = psutil.Process().cpu_times()
+        record.setdefault("first_step_cpu_seconds", cpu.user + cpu.system)
         record.setdefault("first_call_steps", steps)
         return logs
 
@@ -115,6 +119,7 @@ def gated_point(path: str, label: str, k: int, seed: int = 0) -> dict:
         # The trainer is built once the data are prepared: that moment ends preparation.
         record.setdefault("prepared_since_start", _since_start())
         original(self, *args, **kwargs)
+        record["trainer_built_since_start"] = _since_start()
         record["candidates"] = len(self.features)
         record["rows"] = self.train_source.num_rows + (self.valid_source.num_rows or 0)
         model = self.model
