@@ -309,7 +309,8 @@ def _wide_lines(wide: dict) -> list[str]:
         "creation; the first step is done when the trainer's first compiled call (which may "
         "run several steps) returns; median step divides each later call by its steps; "
         "tracing is the train step's trace; ops are its graph nodes; peak RSS is the "
-        "process's `ru_maxrss`. Load average (1 min) at start: "
+        "process's own high-water mark (`VmHWM`; `ru_maxrss` would include the parent's RSS "
+        "at the fork, since it survives fork + exec). Load average (1 min) at start: "
         f"{fmt(wide.get('load_average_at_start'))}."
     )
     lines.append("")

@@ -18,7 +18,7 @@ it: ``gated`` runs ``recsel select`` itself, ``plain`` prepares it as the CLI do
 trains a gate-free model of the same shape for the same steps, ``steps`` times both models' steps in
 interleaved blocks (the step ratio). Per process: time from process start to the first
 step done, tracing time and op count of the train step, median step, peak RSS
-(``ru_maxrss``: the whole process). See ``benchmarks/_scaling_wide.py``.
+(``VmHWM``: the process's own high-water mark). See ``benchmarks/_scaling_wide.py``.
 
     python -m benchmarks.scaling --wide [--wide-candidates 40 160 400 800] [--wide-rows 100000]
 """

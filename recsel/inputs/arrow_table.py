@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Sequence
 
 import numpy as np
@@ -153,6 +154,11 @@ def prepare_table(
         valid, features, label, nan_policy=nan_policy, source=validation_data or data,
         row_ids=valid_rows,
     )  # fmt: skip
+    del valid
+    # The per-column pandas Series of the cleaners sit in reference cycles, holding
+    # their column copies (300 MiB at 400 candidates x 100k rows) until a full
+    # collection that may come only after training has allocated its own peak.
+    gc.collect()
     return TableInputs(train_source, valid_source, features)
 
 
