@@ -312,12 +312,16 @@ def _wide_lines(wide: dict) -> list[str]:
     """The 100k-row candidate sweep (gated select() beside a plain model of the same shape)."""
     lines = ["### Hundreds of candidates (100k rows)", "", header(wide)]
     lines.append(
-        "Per candidate count, fresh processes read the same Parquet table as `recsel select` "
-        "would: **gated** runs `select()` (k = 8), **plain** trains the same model without "
-        "gates for the same steps, and **interleaved** times both models' steps in "
-        "alternating blocks in one process (the step ratio, robust to load drift). Times "
-        "count from process creation; tracing is the train step's trace; ops are its graph "
-        "nodes; peak RSS is the process's `ru_maxrss`. Load average (1 min) at start: "
+        "Per candidate count, fresh processes read the same Parquet table: **gated** runs "
+        "`recsel select --num-features 8` itself (in-process, outputs written), **plain** "
+        "prepares the table as the CLI does and trains the same model without gates for the "
+        "same steps, and **interleaved** times both models' steps in alternating blocks in "
+        "one process (the step ratio, robust to load drift). Times count from process "
+        "creation; the first step is done when the trainer's first compiled call (which may "
+        "run several steps) returns; median step divides each later call by its steps; "
+        "tracing is the train step's trace; ops are its graph nodes; peak RSS is the "
+        "process's own high-water mark (`VmHWM`; `ru_maxrss` would include the parent's RSS "
+        "at the fork, since it survives fork + exec). Load average (1 min) at start: "
         f"{fmt(wide.get('load_average_at_start'))}."
     )
     lines.append("")

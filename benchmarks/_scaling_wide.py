@@ -1,12 +1,14 @@
 """One point of the wide candidate sweep of ``benchmarks.scaling``, run in its own process.
 
-A point reads a Parquet table written by the parent (as ``recsel select`` reads a file),
-prepares it as the CLI does (split, infer, validate) and then either runs ``select()``
-(``gated``) or trains a plain, gate-free model of the same shape (``plain``: the same
-features, widths, tower, batch and optimizer, no attention) for the same number of
-steps, with the same one-step-per-call loop. ``steps`` times both models' steps in
-interleaved blocks in one process, so load drifts hit both alike (as
-``benchmarks.layer_overhead`` does). Times start at process creation.
+A point reads a Parquet table written by the parent. ``gated`` runs ``recsel select``
+itself (``recsel.cli.main``, in this process, outputs into a temporary directory): the
+user's command end to end, with its trainer's steps timed. ``plain`` prepares the table
+as the CLI does (``recsel.inputs.arrow_table.prepare_table``: split, infer and clean on
+Arrow buffers) and trains a plain, gate-free model of the same shape (the same features,
+widths, tower, batch and optimizer, no attention) for the same number of steps, with
+the same one-step-per-call loop. ``steps`` times both models' steps in interleaved
+blocks in one process, so load drifts hit both alike (as ``benchmarks.layer_overhead``
+does). Times start at process creation.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ def _since_start() -> float:
     return time.time() - PROCESS_START
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (``VmHWM``: its address space's high-water mark), MiB.
+
+    Example:
+        >>> peak_rss_mib() > 0
+        True
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line (not Linux?)")
+
+
 def graph_ops(function, *args) -> int:
     """Nodes in a traced function's graph, counting the nodes of its library functions.
 
@@ -40,33 +56,42 @@ def graph_ops(function, *args) -> int:
 
 
 def _prepare(path: str, label: str, seed: int):
-    from recsel.inference import infer_feature_set
-    from recsel.tabular import read_table, split_frame, validate_frame
+    """(train, valid, features) as ``recsel select`` prepares a Parquet file (defaults)."""
+    from recsel.inference import DEFAULT_MIN_COUNT
+    from recsel.inputs.arrow_table import prepare_table
 
-    frame = read_table(path, label=label)
-    train, valid = split_frame(frame, 0.2, seed=seed)
-    features = infer_feature_set(train, label, embedding_dim=16)
-    return (
-        validate_frame(train, features, label),
-        validate_frame(valid, features, label),
-        features,
-    )
+    inputs = prepare_table(
+        path, label, validation_fraction=0.2, seed=seed, embedding_dim=16,
+        min_count=DEFAULT_MIN_COUNT,
+    )  # fmt: skip
+    return inputs.train, inputs.valid, inputs.features
 
 
-def _timed_train_fn(train_fn, iterator, record: dict):
-    """Traces ``train_fn`` now (timed, op-counted), then times each later call's end."""
+def _timed_train_fn(train_fn, iterator, record: dict, steps_per_call=lambda: 1):
+    """Traces ``train_fn`` now (timed, op-counted), then times each later call's end.
+
+    ``steps_per_call`` says how many steps the next call runs: the selection trainer
+    runs up to ``MAX_STEPS_PER_CALL`` steps per compiled call, so a call is not a step.
+    """
     started = time.perf_counter()
     train_fn.get_concrete_function(iterator)
     record["tracing_seconds"] = time.perf_counter() - started
     record["graph_ops"] = graph_ops(train_fn, iterator)
-    record["step_ends"] = []
+    record["traced_since_start"] = _since_start()
+    record["step_ends"], record["call_steps"] = [], []
 
     def timed(it):
+        steps = int(steps_per_call())
         logs = train_fn(it)
         float(logs["loss"])
         record["step_ends"].append(time.perf_counter())
-        if len(record["step_ends"]) == 1:
-            record["first_step_done_since_start"] = _since_start()
+        record["call_steps"].append(steps)
+        # The first call done (of one or more steps): the first step done, at the latest.
+        record.setdefault("first_step_done_since_start", _since_start())
+        # CPU seconds of the process by then: comparable across loads where wall time is not.
+        cpu = psutil.Process().cpu_times()
+        record.setdefault("first_step_cpu_seconds", cpu.user + cpu.system)
+        record.setdefault("first_call_steps", steps)
         return logs
 
     record["trace_count"] = lambda: train_fn.experimental_get_tracing_count()
@@ -74,42 +99,64 @@ def _timed_train_fn(train_fn, iterator, record: dict):
 
 
 def _summary(record: dict) -> dict:
-    ends = np.asarray(record.pop("step_ends"))
+    ends, steps = np.asarray(record.pop("step_ends")), np.asarray(record.pop("call_steps"))
     record["trace_count"] = int(record["trace_count"]())
-    record["steps"] = len(ends)
-    record["median_step_ms"] = float(np.median(np.diff(ends)) * 1e3) if len(ends) > 2 else None
-    record["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    record["steps"], record["calls"] = int(steps.sum()), len(ends)
+    # Per-step time of each call after the first (which traces), weighted by its steps.
+    per_step = np.repeat(np.diff(ends) / steps[1:], steps[1:]) if len(ends) > 2 else []
+    record["median_step_ms"] = float(np.median(per_step) * 1e3) if len(per_step) else None
+    record["peak_rss_mib"] = peak_rss_mib()
+    # ru_maxrss survives fork + exec: a child reports at least its parent's RSS at the
+    # fork (the parent that generated the tables), which is why it is not the measure.
+    record["ru_maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     record["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return record
 
 
 def gated_point(path: str, label: str, k: int, seed: int = 0) -> dict:
-    """``select()`` on the table at ``path``; timings from process start.
+    """``recsel select PATH --num-features K`` in this process; timings from process start.
 
     Example:
         >>> gated_point("/tmp/wide_400.parquet", "label", 8)["median_step_ms"]
     """
+    import contextlib
+    import io
+    import json
+    import tempfile
+
     import recsel.training as training
-    from recsel.config import SelectionConfig
-    from recsel.selection import select
+    from recsel import cli
 
     imported = _since_start()
-    train, valid, features = _prepare(path, label, seed)
-    record: dict = {"model": "gated", "candidates": len(features), "rows": len(train) + len(valid)}
-    record["import_seconds"], record["prepared_since_start"] = imported, _since_start()
+    record: dict = {"model": "gated", "command": "recsel select"}
+    record["import_seconds"] = imported
     original = training.SelectionTrainer.__init__
 
     def patched(self, *args, **kwargs):
+        # The trainer is built once the data are prepared: that moment ends preparation.
+        record.setdefault("prepared_since_start", _since_start())
         original(self, *args, **kwargs)
-        self._train_fn = _timed_train_fn(self._train_fn, self._iterator, record)
+        record["trainer_built_since_start"] = _since_start()
+        record["candidates"] = len(self.features)
+        record["rows"] = self.train_source.num_rows + (self.valid_source.num_rows or 0)
+        model = self.model
+        self._train_fn = _timed_train_fn(
+            self._train_fn, self._iterator, record, lambda: model._steps_per_execution.numpy()
+        )
 
     training.SelectionTrainer.__init__ = patched
-    started = time.perf_counter()
-    result = select(
-        train, valid, features, SelectionConfig(num_features=k, seed=seed), progress=False
-    )
-    record["select_seconds"] = time.perf_counter() - started
-    record["selected"] = list(result.selected)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out")
+        argv = ["select", path, "--label", label, "--num-features", str(k), "--seed", str(seed),
+                "--quiet", "--output-dir", out]  # fmt: skip
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main(argv)
+        record["cli_seconds"] = time.perf_counter() - started
+        if code != 0:
+            raise RuntimeError(f"recsel select {path} exited with {code}")
+        with open(os.path.join(out, "selection.json")) as f:
+            record["selected"] = json.load(f)["selected"]
     return _summary(record)
 
 
@@ -136,20 +183,18 @@ def plain_point(path: str, label: str, k: int, seed: int = 0) -> dict:
         >>> plain_point("/tmp/wide_400.parquet", "label", 8)["median_step_ms"]
     """
     from recsel.config import SelectionConfig
-    from recsel.tabular import to_dataset
 
     imported = _since_start()
     train, valid, features = _prepare(path, label, seed)
-    record: dict = {"model": "plain", "candidates": len(features), "rows": len(train) + len(valid)}
+    record: dict = {"model": "plain", "candidates": len(features),
+                    "rows": train.num_rows + valid.num_rows}  # fmt: skip
     record["import_seconds"], record["prepared_since_start"] = imported, _since_start()
     config = SelectionConfig(num_features=k, seed=seed)
     model = _plain_model(features, config)
-    dataset = to_dataset(
-        train, features, label, config.batch_size, shuffle=True, seed=seed, repeat=True
-    )
+    dataset = train.dataset(config.batch_size, shuffle=True, seed=seed, num_epochs=None)
     iterator = iter(dataset)
     step = _timed_train_fn(model.make_train_function(), iterator, record)
-    for _ in range(config.planned_steps(len(train))):
+    for _ in range(config.planned_steps(train.num_rows)):
         step(iterator)
     return _summary(record)
 
@@ -168,7 +213,6 @@ def steps_point(
     from recsel.config import SelectionConfig
     from recsel.layer import SequentialAttentionEmbedding
     from recsel.model import Ranker
-    from recsel.tabular import to_dataset
 
     train, _, features = _prepare(path, label, seed)
     config = SelectionConfig(num_features=k, seed=seed)
@@ -182,11 +226,7 @@ def steps_point(
     plain = _plain_model(features, config)
     pairs = {}
     for name, model in (("gated", gated), ("plain", plain)):
-        iterator = iter(
-            to_dataset(
-                train, features, label, config.batch_size, shuffle=True, seed=seed, repeat=True
-            )
-        )
+        iterator = iter(train.dataset(config.batch_size, shuffle=True, seed=seed, num_epochs=None))
         fn = model.make_train_function()
         for _ in range(5):  # trace and warm up
             fn(iterator)

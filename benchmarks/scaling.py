@@ -14,11 +14,11 @@ log-log slopes.
 
 Wide sweep (``--wide``, issue 18): 40, 160, 400 and 800 candidates at 100k rows. The
 parent writes each table to Parquet once; then, per count, three fresh processes read
-it as ``recsel select`` would: ``gated`` runs ``select()``, ``plain`` trains a gate-free
-model of the same shape for the same steps, ``steps`` times both models' steps in
+it: ``gated`` runs ``recsel select`` itself, ``plain`` prepares it as the CLI does and
+trains a gate-free model of the same shape for the same steps, ``steps`` times both models' steps in
 interleaved blocks (the step ratio). Per process: time from process start to the first
 step done, tracing time and op count of the train step, median step, peak RSS
-(``ru_maxrss``: the whole process). See ``benchmarks/_scaling_wide.py``.
+(``VmHWM``: the process's own high-water mark). See ``benchmarks/_scaling_wide.py``.
 
     python -m benchmarks.scaling --wide [--wide-candidates 40 160 400 800] [--wide-rows 100000]
 """

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,11 +21,17 @@ import pandas as pd
 import pyarrow as pa
 
 from recsel.features import NUMERIC_TRANSFORMS, FeatureSet, FeatureSpec
+from recsel.inputs.spec_rules import SOURCE as _SOURCE
+from recsel.inputs.spec_rules import (
+    categorical_spec,
+    is_id_name,
+    numeric_spec,
+    vocabulary_from_counts,
+)
 from recsel.inputs.table_io import clean_list_values, holds_lists, list_array
 from recsel.tabular import arrow_to_frame, normalise_categorical
 
 _LIST_TYPES = (list, tuple, np.ndarray)
-_SOURCE = "training data"
 # Values seen fewer times than this in training map to OOV, like tft.vocabulary's
 # frequency_threshold: a value with a handful of rows gets an embedding row that can only
 # memorise them, which is how ID-like columns beat real signal (issue 14; the evidence
@@ -58,10 +63,6 @@ def heuristic_dim(vocab_size: int, multiple: int = 8, max_dim: int = 64) -> int:
         )
     width = math.ceil(6 * vocab_size**0.25 / multiple) * multiple
     return int(min(max(width, multiple), max_dim))
-
-
-def _is_id_name(name: str) -> bool:
-    return name.lower().endswith("id")  # covers "_id"; override with numeric=[...] if wrong
 
 
 def _list_cells(series: pd.Series) -> bool:
@@ -141,12 +142,12 @@ def _decide(
     if pd.api.types.is_integer_dtype(dtype):
         return (
             ("categorical", "int64")
-            if name in categorical or _is_id_name(name)
+            if name in categorical or is_id_name(name)
             else ("numeric", "float32")
         )
     if pd.api.types.is_float_dtype(dtype):
         # pandas turns int columns with missing values into floats; an integral ID stays an ID.
-        if name in categorical or _is_id_name(name):
+        if name in categorical or is_id_name(name):
             if _integral(series):
                 return "categorical", "int64"
             if name in categorical:
@@ -165,22 +166,7 @@ def _decide(
 
 
 def _vocabulary(values: pd.Series, missing: Any, name: str, min_count: int) -> list[Any]:
-    counts = values[values != missing].value_counts()
-    if counts.empty:
-        raise ValueError(f"{_SOURCE}: column {name!r} has no values; pass exclude=[{name!r}].")
-    kept = [(v, int(c)) for v, c in counts.items() if c >= min_count]
-    if not kept:
-        # Every value is rare: the column is ID-like noise at this row count. Keep its most
-        # frequent value so the table is valid; everything else is OOV, as asked.
-        warnings.warn(
-            f"{_SOURCE}: no value of column {name!r} occurs min_count={min_count} times (the "
-            f"most frequent occurs {int(counts.max())} times), so all but that one map to OOV. "
-            f"Lower min_count to keep its values, or pass exclude=[{name!r}].",
-            stacklevel=4,
-        )
-        kept = [(counts.index[0], int(counts.iloc[0]))]
-    kept.sort(key=lambda vc: (-vc[1], vc[0]))  # most frequent first, ties by value
-    return [v if isinstance(v, str) else int(v) for v, _ in kept]
+    return vocabulary_from_counts(values[values != missing].value_counts(), name, min_count)
 
 
 def _categorical_spec(
@@ -194,39 +180,23 @@ def _categorical_spec(
     else:
         cleaned = normalise_categorical(series, probe, _SOURCE)
     vocab = _vocabulary(cleaned, "" if dtype == "string" else -1, name, min_count)
-    # ID-like columns (user/item IDs) have huge, open-ended vocabularies: hash them.
-    lookup = (
-        {"hash_buckets": max_vocab_size}
-        if len(vocab) > max_vocab_size
-        else {"vocabulary": tuple(vocab)}
-    )
-    return FeatureSpec(name, kind, dtype=dtype, combiner="mean", max_valency=max_valency, **lookup)
+    return categorical_spec(name, kind, dtype, vocab, max_valency, max_vocab_size)
 
 
-def _numeric_spec(name: str, series: pd.Series, transform: str, num_buckets: int) -> FeatureSpec:
-    values = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
-    if np.isnan(values[~series.isna().to_numpy()]).any():
-        raise ValueError(
-            f"{_SOURCE}: column {name!r} is numeric by override but has non-numeric values."
-        )
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        raise ValueError(
-            f"{_SOURCE}: numeric column {name!r} has no finite values; pass exclude=[{name!r}]."
-        )
-    mean, std = float(finite.mean()), float(finite.std())
-    std = std if std > 0 and math.isfinite(std) else 1.0
-    if transform == "bucketize" and finite.min() < finite.max():
-        quantiles = np.quantile(finite, np.arange(1, num_buckets) / num_buckets)
-        boundaries = tuple(float(b) for b in np.unique(quantiles))
-        # Only normalize keeps (and serialises) mean/std, so JSON round trips are exact.
-        return FeatureSpec(
-            name, "numeric", dtype="float32", numeric_transform="bucketize", boundaries=boundaries
-        )
-    # A constant column has no boundary that separates training values: normalize it.
-    return FeatureSpec(
-        name, "numeric", dtype="float32", numeric_transform="normalize", mean=mean, std=std,
-    )  # fmt: skip
+def _frame_spec(
+    name: str,
+    series: pd.Series,
+    categorical: set[str],
+    numeric: set[str],
+    max_vocab_size: int,
+    min_count: int,
+    num_buckets: int,
+    numeric_transform: str,
+) -> FeatureSpec:
+    kind, dtype = _decide(name, series, categorical, numeric)
+    if kind == "numeric":
+        return numeric_spec(name, series, numeric_transform, num_buckets)
+    return _categorical_spec(name, series, kind, dtype, max_vocab_size, min_count)
 
 
 def infer_feature_set(
@@ -285,19 +255,15 @@ def infer_feature_set(
     Example:
         >>> features = infer_feature_set(train, "clicked", numeric=["zip_id"], exclude=["ts"])
     """
-    if isinstance(frame, pa.Table):
-        frame = arrow_to_frame(frame)
+    table = frame if isinstance(frame, pa.Table) else None
+    columns = table.column_names if table is not None else list(frame.columns)
     categorical, numeric, exclude = set(categorical), set(numeric), set(exclude)
-    if label not in frame.columns:
-        raise ValueError(
-            f"{_SOURCE}: label column {label!r} not found; columns: {list(frame.columns)}."
-        )
+    if label not in columns:
+        raise ValueError(f"{_SOURCE}: label column {label!r} not found; columns: {columns}.")
     for arg, names in (("categorical", categorical), ("numeric", numeric), ("exclude", exclude)):
-        unknown = sorted(names - set(frame.columns))
+        unknown = sorted(names - set(columns))
         if unknown:
-            raise ValueError(
-                f"{arg}= names unknown column(s) {unknown}; columns: {list(frame.columns)}."
-            )
+            raise ValueError(f"{arg}= names unknown column(s) {unknown}; columns: {columns}.")
     if label in categorical | numeric:
         raise ValueError(
             f"The label {label!r} cannot be a candidate; remove it from categorical=/numeric=."
@@ -316,15 +282,21 @@ def infer_feature_set(
             f"{max_vocab_size}, {min_count}, {num_buckets}."
         )
     specs = []
-    for name in frame.columns:
+    options = (categorical, numeric, max_vocab_size, min_count, num_buckets, numeric_transform)
+    for index, name in enumerate(columns):
         if name == label or name in exclude:
             continue
-        series = frame[name]
-        kind, dtype = _decide(name, series, categorical, numeric)
-        if kind == "numeric":
-            spec = _numeric_spec(name, series, numeric_transform, num_buckets)
+        spec = None
+        if table is not None:
+            # On Arrow buffers when the column's type allows; else as a one-column frame.
+            from recsel.inputs.arrow_infer import arrow_spec
+
+            spec = arrow_spec(name, table.column(index), *options)
+            series = None if spec else arrow_to_frame(pa.table({name: table.column(index)}))[name]
         else:
-            spec = _categorical_spec(name, series, kind, dtype, max_vocab_size, min_count)
+            series = frame[name]
+        if spec is None:
+            spec = _frame_spec(name, series, *options)
         width = embedding_dim(spec.vocabulary_size) if callable(embedding_dim) else embedding_dim
         if int(width) < 1:
             raise ValueError(

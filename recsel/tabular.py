@@ -368,15 +368,8 @@ def split_frame(
     Example:
         >>> train, valid = split_frame(frame, 0.1, time_column="timestamp")
     """
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}.")
-    n = len(frame)
-    if n < 2:
-        raise ValueError(f"Cannot split {n} row(s) into training and validation; need at least 2.")
-    n_valid = min(max(1, round(n * validation_fraction)), n - 1)
-    if time_column is None:
-        order = np.random.default_rng(seed).permutation(n)
-    else:
+    times = None
+    if time_column is not None:
         if time_column not in frame.columns:
             raise MissingColumnError(
                 f"time_column {time_column!r} not found; columns: {list(frame.columns)}."
@@ -385,9 +378,37 @@ def split_frame(
             raise ValueError(
                 f"time_column {time_column!r} has missing values; fill or drop those rows."
             )
-        order = np.argsort(frame[time_column].to_numpy(), kind="stable")[::-1]
-    valid_rows, train_rows = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+        times = frame[time_column].to_numpy()
+    train_rows, valid_rows = split_rows(len(frame), validation_fraction, seed, times)
     return frame.iloc[train_rows].copy(), frame.iloc[valid_rows].copy()
+
+
+def split_rows(
+    n: int, validation_fraction: float, seed: int = 0, times: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The row positions of ``split_frame``'s (train, validation), each in ascending order.
+
+    Args:
+        n: Rows of the table.
+        validation_fraction: Share of rows for validation, in (0, 1).
+        seed: Seed of the random split.
+        times: If given, one time value per row: the latest rows are validation.
+
+    Example:
+        >>> train_rows, valid_rows = split_rows(10, 0.2, seed=0)
+        >>> len(valid_rows)
+        2
+    """
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}.")
+    if n < 2:
+        raise ValueError(f"Cannot split {n} row(s) into training and validation; need at least 2.")
+    n_valid = min(max(1, round(n * validation_fraction)), n - 1)
+    if times is None:
+        order = np.random.default_rng(seed).permutation(n)
+    else:
+        order = np.argsort(times, kind="stable")[::-1]
+    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
 def _column_tensor(series: pd.Series, spec: FeatureSpec) -> tf.Tensor | tf.RaggedTensor:
@@ -497,15 +518,53 @@ def to_dataset(
                 f"Label {label!r} has missing values; clean the frame with validate_frame() first."
             )
         tensors = (tensors, tf.constant(labels))
+    return row_batches(
+        len(frame),
+        lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors),
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        repeat=repeat,
+        skip_batches=skip_batches,
+    )
+
+
+def row_batches(
+    n: int,
+    gather,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+    skip_batches: int = 0,
+) -> tf.data.Dataset:
+    """Batches of row positions in ``[0, n)``, mapped through ``gather``: ``to_dataset``'s order.
+
+    Every in-memory source shares this, so the same seed gives the same batches
+    whichever container holds the rows.
+
+    Args:
+        n: Rows.
+        gather: Maps an int64 ``[batch]`` tensor of row positions to the batch.
+        batch_size: Rows per batch; the last batch may be smaller.
+        shuffle: Shuffle rows (full buffer), reshuffled each epoch from ``seed``.
+        seed: Shuffle seed.
+        repeat: Repeat forever.
+        skip_batches: Leading batches to skip (a resumed run's position).
+
+    Example:
+        >>> row_batches(10, lambda rows: rows, 4)  # [0..3], [4..7], [8, 9]
+    """
     # Shuffle and batch row indices, then gather whole batches from the column tensors:
     # per-row slicing of ragged columns through tf.data is ~10x slower on large frames.
-    dataset = tf.data.Dataset.from_tensor_slices(tf.range(len(frame), dtype=tf.int64))
+    dataset = tf.data.Dataset.from_tensor_slices(tf.range(n, dtype=tf.int64))
     if shuffle:
-        dataset = dataset.shuffle(max(len(frame), 1), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(int(batch_size), drop_remainder=False).skip(int(skip_batches))
-    dataset = dataset.map(lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors))
+    dataset = dataset.map(gather)
     # tf.data's default graph rewrites serialise the pipeline, and with it a copy of every
     # captured column tensor: +1.3 GiB at 400 candidates x 100k rows. Without them the
     # pipeline reads the tensors in place at the same speed.

@@ -185,6 +185,9 @@ def _prepare_frames(
     """The in-memory path: read, split by rows (or time), build the candidates, clean."""
     from recsel import tabular
 
+    schema = schema_io.read_schema(schema_path) if schema_path else None
+    if _all_parquet(data, validation_data):
+        return _prepare_arrow(data, options, validation_data, features, schema, statistics_path)
     frame = tabular.read_table(data, label=options.label)
     if validation_data:
         train, valid = frame, tabular.read_table(validation_data, label=options.label)
@@ -192,7 +195,6 @@ def _prepare_frames(
         train, valid = tabular.split_frame(
             frame, options.validation_fraction, options.seed, options.time_column
         )
-    schema = schema_io.read_schema(schema_path) if schema_path else None
     statistics = schema_io.read_statistics(statistics_path) if statistics_path else None
     if schema is None:
         statistics = None  # without a schema, the frame itself is what candidates come from
@@ -205,3 +207,42 @@ def _prepare_frames(
         valid, features, options.label, source=validation_data or data, **clean
     )
     return Inputs(train, valid, features, schema)
+
+
+def _all_parquet(data: str, validation_data: str | None) -> bool:
+    from recsel.inputs.arrow_table import is_parquet
+
+    return all(is_parquet(path) for path in (data, *([validation_data] if validation_data else [])))
+
+
+def _prepare_arrow(
+    data: str,
+    options: InputOptions,
+    validation_data: str | None,
+    features: FeatureSet | None,
+    schema: schema_pb2.Schema | None,
+    statistics_path: str | None,
+) -> Inputs:
+    """Parquet in memory without a frame: Arrow columns to compact tensors (issue 18:
+    at 400 candidates x 100k rows, 22.8 s to the first step and 1.8 GiB, against 42.3 s
+    and 3.2 GiB through pandas). Same rows, features and batches as the frame path."""
+    from recsel.inputs.arrow_table import prepare_table
+
+    if features is not None or schema is not None:
+        statistics = schema_io.read_statistics(statistics_path) if statistics_path else None
+        features = build_features(options, features=features, schema=schema, statistics=statistics)
+    tables = prepare_table(
+        data,
+        options.label,
+        validation_data=validation_data,
+        validation_fraction=options.validation_fraction,
+        seed=options.seed,
+        time_column=options.time_column,
+        features=features,
+        nan_policy=options.nan_policy,
+        exclude=options.exclude,
+        embedding_dim=options.embedding_dim,
+        min_count=options.vocabulary_min_count,
+        categorical=list(options.categorical),
+    )
+    return Inputs(tables.train, tables.valid, tables.features, schema)

@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Sequence
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -46,6 +48,26 @@ def _source(files: list[str], fmt: str) -> tfxio.TFXIO:
         return ParquetTFXIO(file_pattern=files)
     header = _diagnose.csv_header(files[0])
     return tfxio.CsvTFXIO(file_pattern=files, column_names=header, skip_header_lines=1)
+
+
+def scalars_as_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A record batch whose scalar columns are one-item lists (a missing scalar: a null list).
+
+    TFDV takes list columns only; Parquet scalars (string, int, float) arrive unwrapped.
+
+    Example:
+        >>> scalars_as_lists(pa.record_batch([pa.array(["a", None])], ["c"])).column(0).to_pylist()
+        [['a'], None]
+    """
+    columns = []
+    for column in batch.columns:
+        kind = column.type
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_null(kind):
+            columns.append(column)
+            continue
+        offsets = pa.array(np.arange(len(column) + 1, dtype=np.int32))
+        columns.append(pa.ListArray.from_arrays(offsets, column, mask=column.is_null()))
+    return pa.RecordBatch.from_arrays(columns, batch.schema.names)
 
 
 def stats_options(
@@ -125,6 +147,7 @@ def compute_statistics(
             _ = (
                 pipeline
                 | "Read" >> source.BeamSource()
+                | "Lists" >> beam.Map(scalars_as_lists)
                 | "Statistics"
                 >> tfdv.GenerateStatistics(
                     stats_options(frequency_threshold, max_vocab_size, categorical)

@@ -157,6 +157,11 @@ def _python_lists(column: pa.ChunkedArray) -> list:
 
 def read_parquet(files: list[str]) -> pd.DataFrame:
     """Parquet shards that must share one schema, concatenated in order."""
+    return arrow_to_frame(read_parquet_table(files))
+
+
+def read_parquet_table(files: list[str]) -> pa.Table:
+    """Parquet shards that must share one schema, as one Arrow table (shards in order)."""
     tables = []
     for path in files:
         try:
@@ -176,7 +181,7 @@ def read_parquet(files: list[str]) -> pd.DataFrame:
                 f"the first: {only_a}; only in the second: {only_b}; different types: {typed}. "
                 "Rewrite the shards with one schema, or read them separately."
             )
-    return arrow_to_frame(pa.concat_tables([t for _, t in tables]))
+    return pa.concat_tables([t for _, t in tables])
 
 
 def read_tfrecord(path: str) -> pd.DataFrame:
@@ -297,6 +302,24 @@ def list_array(series: pd.Series) -> pa.ListArray | None:
         array = pa.array(series.to_numpy(dtype=object), from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError):
         return None
+    return normalise_list_array(array)
+
+
+def normalise_list_array(array: pa.Array | pa.ChunkedArray) -> pa.ListArray | None:
+    """An Arrow list column as one ``ListArray`` with offsets from 0 and null lists as [].
+
+    Args:
+        array: Any Arrow array or chunked array.
+
+    Returns:
+        The normalised list array, or None if ``array`` is not a list type.
+
+    Example:
+        >>> normalise_list_array(pa.array([["a"], None])).offsets.to_pylist()
+        [0, 1, 1]
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     if pa.types.is_large_list(array.type) or pa.types.is_fixed_size_list(array.type):
         array = array.cast(pa.list_(array.type.value_type))
     if not pa.types.is_list(array.type):

@@ -72,3 +72,30 @@ def test_options_keep_vocabulary_sized_top_values():
     assert (options.num_top_values, options.frequency_threshold) == (1000, 5)
     with pytest.raises(ValueError, match="frequency_threshold"):
         stats_options(frequency_threshold=0)
+
+
+def test_parquet_scalar_columns_are_described(tmp_path):
+    """TFDV takes list columns only: Parquet scalars are wrapped, a missing one stays missing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recsel.inputs.statistics import scalars_as_lists
+
+    rows = range(200)
+    table = pa.table({
+        "user": [None if i % 50 == 0 else f"u{i % 5}" for i in rows],
+        "price": [float(i % 17) for i in rows],
+        "tags": [list(range(i % 3)) for i in rows],
+        "clicked": [i % 2 for i in rows],
+    })  # fmt: skip
+    wrapped = scalars_as_lists(table.to_batches()[0])
+    assert wrapped.column(0).to_pylist()[:2] == [None, ["u1"]]
+    assert wrapped.column(2).to_pylist() == table.column("tags").to_pylist()  # lists unchanged
+    path = str(tmp_path / "train.parquet")
+    pq.write_table(table, path)
+    stats = compute_statistics(path, str(tmp_path / "stats.pb"), frequency_threshold=2)
+    assert num_rows(stats) == 200
+    features = feature_set_from_statistics(stats, "clicked")
+    assert sorted(features["user"].vocabulary) == [f"u{i}" for i in range(5)]
+    assert features["price"].kind == "numeric"
+    assert features["tags"].kind == "multi_categorical" and features["tags"].max_valency == 2

@@ -1,0 +1,102 @@
+"""Rules that turn one column's values into a ``FeatureSpec``, whatever holds them.
+
+``recsel.inference`` (pandas frames) and ``recsel.inputs.arrow_infer`` (Arrow tables) count
+values their own way and share these rules, so both give the same spec for a column.
+
+Example:
+    >>> categorical_spec("c", "categorical", "string", ["a"], 1, 10_000).vocabulary
+    ('a',)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsel.features import FeatureSpec
+
+SOURCE = "training data"
+
+
+def is_id_name(name: str) -> bool:
+    return name.lower().endswith("id")  # covers "_id"; override with numeric=[...] if wrong
+
+
+def vocabulary_from_counts(
+    counts: pd.Series, name: str, min_count: int, stacklevel: int = 6
+) -> list[Any]:
+    """The vocabulary from value counts (missing values left out), most frequent first.
+
+    Args:
+        counts: Count per value, as ``Series.value_counts()`` orders them.
+        name: The column, for messages.
+        min_count: Least count for a value to enter the vocabulary.
+        stacklevel: Where the rare-values warning points (the caller of infer_feature_set).
+
+    Example:
+        >>> vocabulary_from_counts(pd.Series(["a", "b", "a"]).value_counts(), "c", 1)
+        ['a', 'b']
+    """
+    if counts.empty:
+        raise ValueError(f"{SOURCE}: column {name!r} has no values; pass exclude=[{name!r}].")
+    kept = [(v, int(c)) for v, c in counts.items() if c >= min_count]
+    if not kept:
+        # Every value is rare: the column is ID-like noise at this row count. Keep its most
+        # frequent value so the table is valid; everything else is OOV, as asked.
+        warnings.warn(
+            f"{SOURCE}: no value of column {name!r} occurs min_count={min_count} times (the "
+            f"most frequent occurs {int(counts.max())} times), so all but that one map to OOV. "
+            f"Lower min_count to keep its values, or pass exclude=[{name!r}].",
+            stacklevel=stacklevel,
+        )
+        kept = [(counts.index[0], int(counts.iloc[0]))]
+    kept.sort(key=lambda vc: (-vc[1], vc[0]))  # most frequent first, ties by value
+    return [v if isinstance(v, str) else int(v) for v, _ in kept]
+
+
+def categorical_spec(
+    name: str, kind: str, dtype: str, vocab: list, max_valency: int, max_vocab_size: int
+) -> FeatureSpec:
+    """A categorical spec from its counted vocabulary: hashed when it has too many values.
+
+    Example:
+        >>> categorical_spec("c", "categorical", "string", ["a"], 1, 10_000).vocabulary
+        ('a',)
+    """
+    # ID-like columns (user/item IDs) have huge, open-ended vocabularies: hash them.
+    lookup = (
+        {"hash_buckets": max_vocab_size}
+        if len(vocab) > max_vocab_size
+        else {"vocabulary": tuple(vocab)}
+    )
+    return FeatureSpec(name, kind, dtype=dtype, combiner="mean", max_valency=max_valency, **lookup)
+
+
+def numeric_spec(name: str, series: pd.Series, transform: str, num_buckets: int) -> FeatureSpec:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
+    if np.isnan(values[~series.isna().to_numpy()]).any():
+        raise ValueError(
+            f"{SOURCE}: column {name!r} is numeric by override but has non-numeric values."
+        )
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise ValueError(
+            f"{SOURCE}: numeric column {name!r} has no finite values; pass exclude=[{name!r}]."
+        )
+    mean, std = float(finite.mean()), float(finite.std())
+    std = std if std > 0 and math.isfinite(std) else 1.0
+    if transform == "bucketize" and finite.min() < finite.max():
+        quantiles = np.quantile(finite, np.arange(1, num_buckets) / num_buckets)
+        boundaries = tuple(float(b) for b in np.unique(quantiles))
+        # Only normalize keeps (and serialises) mean/std, so JSON round trips are exact.
+        return FeatureSpec(
+            name, "numeric", dtype="float32", numeric_transform="bucketize", boundaries=boundaries
+        )
+    # A constant column has no boundary that separates training values: normalize it.
+    return FeatureSpec(
+        name, "numeric", dtype="float32", numeric_transform="normalize", mean=mean, std=std,
+    )  # fmt: skip
