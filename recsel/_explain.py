@@ -111,8 +111,9 @@ def _hashable(series: pd.Series) -> pd.Series:
 
 def _purity(a: pd.Series, b: pd.Series) -> float:
     """Share of rows whose ``b`` is the most common ``b`` of their ``a`` value."""
-    pairs = pd.DataFrame({"a": a.to_numpy(), "b": b.to_numpy()}).groupby(["a", "b"]).size()
-    return float(pairs.groupby(level=0).max().sum() / len(a))
+    from recsel._redundancy import hits
+
+    return hits(a, b) / len(a)
 
 
 def copy_score(a: pd.Series, b: pd.Series) -> float | None:

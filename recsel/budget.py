@@ -28,6 +28,8 @@ import tempfile
 
 import numpy as np
 
+from recsel._delong import paired_auc_gain
+from recsel._redundancy import REDUNDANCY_THRESHOLD, redundancy
 from recsel.config import SelectionConfig
 from recsel.cost import (
     CostModel,
@@ -90,6 +92,10 @@ class BudgetController:
         # Round index -> AUC its new features add on the same trained model (masked
         # evaluation); the first round has no earlier set to compare with.
         self.marginal_auc: dict[int, float] = {}
+        self.marginal_se: dict[int, float] = {}  # DeLong standard error of each gain
+        self._valid_batches = None
+        self._copy_scores: dict[tuple[str, str], float | None] = {}
+        self.skipped_copies: dict[str, str] = {}  # pending feature -> the kept one it copies
         self._previous: list[str] = []
 
     @classmethod
@@ -307,7 +313,7 @@ class BudgetController:
         eligible = np.zeros(len(self.features), np.float32)
         cost = np.ones(len(self.features), np.float32)
         for i, spec in enumerate(self.features):
-            if spec.name in selected:
+            if spec.name in selected or self._copy_of(spec.name, selected):
                 continue
             width = self._min_width(spec.name)
             latency = self.cost_model.feature_cost_ms(spec, width) if self.cost_model else 0.0
@@ -323,28 +329,63 @@ class BudgetController:
             attention.set_costs(None)
         return int(min(planned, eligible.sum()))
 
-    def _auc_without(self, names: list[str]) -> float:
-        """Validation AUC of the trained, hard-masked model with ``names`` masked off.
+    def _copy_of(self, name: str, selected: set[str]) -> str | None:
+        """The selected feature that ``name`` copies (``recsel._redundancy``), if any.
 
-        A cheap masked evaluation: no training, one validation pass. Comparing it with
-        the round's own AUC isolates what the round's new features add, which the AUC
-        trajectory cannot: later rounds have also trained longer.
+        A copy of a kept feature has no marginal value, but once a round has trained
+        with it the model uses it, and masking it off then costs AUC (a noisy copy
+        "added" 0.014 on adversarial data). So copies are judged on the data, before
+        any round can pick them; ID-like columns are never judged copies.
+        """
+        sample = self.trainer.serving_sample
+        for other in sorted(selected):
+            key = (name, other)
+            if key not in self._copy_scores:
+                self._copy_scores[key] = redundancy(sample[name], sample[other])
+            score = self._copy_scores[key]
+            if score is not None and score >= REDUNDANCY_THRESHOLD:
+                self.skipped_copies[name] = other
+                return other
+        return None
+
+    def _valid_logits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and logits of the trained (hard-masked) model on the validation rows."""
+        if self._valid_batches is None:
+            self._valid_batches = self.trainer.valid_source.dataset(
+                4096, shuffle=False, num_epochs=1
+            )
+        logits, labels = [], []
+        for inputs, label in self._valid_batches:
+            logits.append(self.trainer.model(inputs, training=False).numpy()[:, 0])
+            labels.append(label.numpy())
+        return np.concatenate(labels), np.concatenate(logits)
+
+    def _masked_gain(self, names: list[str]) -> tuple[float, float]:
+        """Validation AUC that ``names`` add on the trained model, and its standard error.
+
+        A cheap masked evaluation: no training, two validation passes (the model as
+        trained, then with ``names`` masked off), paired on the same rows so that
+        DeLong's error of the difference is small. Comparing rounds' AUCs instead
+        credits later rounds for training longer.
         """
         attention = self.trainer.layer.feature_attention
         saved = attention.selected.numpy()
+        labels, full = self._valid_logits()
         masked = saved.copy()
         masked[[self.features.names.index(n) for n in names]] = 0.0
         attention.selected.assign(masked)
         try:
-            return self.trainer.evaluate(self.trainer.model, self.features)["auc"]
+            _, without = self._valid_logits()
         finally:
             attention.selected.assign(saved)
+        return paired_auc_gain(labels, full, without)
 
     def measure_round(self, record: RoundRecord, pruned, kept: FeatureSet) -> None:
         """Measures the round's latency and the marginal AUC of its new features."""
         new = [n for n in record.selected if n not in self._previous]
         if new and len(new) < len(record.selected):
-            self.marginal_auc[record.index] = record.auc - self._auc_without(new)
+            gain, error = self._masked_gain(new)
+            self.marginal_auc[record.index], self.marginal_se[record.index] = gain, error
         self._previous = list(record.selected)
         if self.config.latency_budget_ms is not None:
             stats, full = self._measure(pruned, kept)
@@ -374,19 +415,34 @@ class BudgetController:
         gain = self.marginal_auc.get(record.index)
         return gain is None or gain >= self.config.plateau_tolerance
 
+    def _failing_streak(self, rounds: list[RoundRecord]) -> int:
+        streak = 0
+        for record in reversed(rounds):
+            if self._adds_value(record):
+                break
+            streak += 1
+        return streak
+
     def should_stop(self, rounds: list[RoundRecord]) -> bool:
-        """Stop once over budget, or once a round's new features add less than
-        ``plateau_tolerance`` AUC when masked off the same trained model.
+        """Stop once over budget, or once ``plateau_patience`` rounds in a row each added
+        less than ``plateau_tolerance`` AUC when masked off the same trained model.
 
         The round-to-round AUC is no test of value: each round also trains longer, so
         copies and noise appeared to help (on adversarial data, +0.013 AUC for a round
-        of two noise columns).
+        of two noise columns). One failing round is no proof either: a feature that
+        has just joined may not be used yet (Adult's ``age`` masked at -0.0004 in its
+        own round), so the rounds go on, and a later round that adds value keeps it.
         """
-        return not self.within_budget(rounds[-1]) or not self._adds_value(rounds[-1])
+        last = rounds[-1]
+        return (
+            not self.within_budget(last)
+            or self._failing_streak(rounds) >= self.config.plateau_patience
+        )
 
     def final_round(self, rounds: list[RoundRecord]) -> int:
-        """Index of the result's round: the last of the leading rounds that fit the budget
-        and whose new features each added at least ``plateau_tolerance`` AUC."""
+        """Index of the result's round: among the leading rounds that fit the budget, and
+        before ``plateau_patience`` failing rounds in a row, the last whose new features
+        added at least ``plateau_tolerance`` AUC."""
         fitting = [r for r in rounds if self.within_budget(r)]
         if not fitting:
             first = rounds[0]
@@ -401,9 +457,12 @@ class BudgetController:
         self.over_budget_rounds = [r.index for r in rounds if not self.within_budget(r)]
         final = 0
         for position, record in enumerate(rounds[1:], start=1):
-            if not (self.within_budget(record) and self._adds_value(record)):
+            if not self.within_budget(record):
                 break
-            final = position
+            if self._failing_streak(rounds[: position + 1]) >= self.config.plateau_patience:
+                break
+            if self._adds_value(record):
+                final = position
         return final
 
     def describe(self) -> dict:
@@ -416,6 +475,8 @@ class BudgetController:
             "minimum_achievable": self.minimum,
             "over_budget_rounds": getattr(self, "over_budget_rounds", []),
             "round_marginal_auc": {str(i): round(g, 6) for i, g in self.marginal_auc.items()},
+            "skipped_copies": dict(self.skipped_copies),
+            "round_marginal_se": {str(i): round(e, 6) for i, e in self.marginal_se.items()},
         }
         if self.cost_model is not None:
             out.update(self.cost_model.describe())

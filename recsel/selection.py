@@ -15,11 +15,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import platform
 import time
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -138,6 +140,8 @@ def select(
             strategy=strategy,
         ),
     )
+    if os.environ.get("RECSEL_NO_BIAS_INIT") is None:
+        _start_at_base_rate(trainer, train, features.label)
     resumed = trainer.restore() or {}
     if resumed and progress:
         print(
@@ -321,6 +325,31 @@ def _prepare(
         if budget_controller is not None:
             budget_controller.trainer = trainer
     return adapted, trainer, budget_controller, schedule
+
+
+# Rows read to estimate the training positive rate for the output bias.
+BASE_RATE_ROWS = 4096
+
+
+def _start_at_base_rate(trainer: SelectionTrainer, train, label: str) -> None:
+    """Starts the output bias at the training log-odds of a positive.
+
+    With 2-3% positives the bias would need ~1,200 Adam steps at the default rate to
+    reach the base rate (log-odds -3.7); a one-pass selection has fewer. Until then every
+    gate is rewarded for pushing all predictions down, which any feature with many rows
+    of its own does as well as an informative one: ID-like columns won the first event on
+    rare-positive adversarial data. Starting at the base rate removes that reward.
+    """
+    logit = getattr(trainer.model, "logit", None)
+    if logit is None:  # a custom tower owns its own output layer
+        return
+    frame = (
+        train
+        if isinstance(train, pd.DataFrame)
+        else trainer.train_source.sample_frame(BASE_RATE_ROWS)
+    )
+    rate = float(np.clip(np.mean(frame[label].to_numpy(np.float64)), 1e-4, 1 - 1e-4))
+    logit.bias.assign(np.full(logit.bias.shape, np.log(rate / (1 - rate)), np.float32))
 
 
 def embedding_bytes(features: FeatureSet, dtype_bytes: int = 4) -> int:

@@ -55,6 +55,32 @@ def _explained(source: BatchSource, error: Exception) -> Exception:
     return explain(error) if explain is not None else error
 
 
+def _single_trace_train_function(model: tf_keras.Model) -> Callable:
+    """A multi-step train function that traces ``train_step`` once, not three times.
+
+    Keras' own (``steps_per_execution`` > 1) runs one step before its ``tf.range`` loop
+    and autograph traces the loop body twice more to check its variables; on the
+    gated ranker those traces were over half of a selection's wall time (17.7 of 30.6 s
+    profiled on synthetic data, 20 candidates). A plain ``tf.while_loop`` whose loop
+    variables start as zeros traces the step once. It reads the step count from
+    ``model._steps_per_execution``, as Keras' does, so callers set it the same way.
+    """
+
+    def body(i, _loss, iterator):
+        logs = model.train_step(next(iterator))
+        return i + 1, tf.cast(logs["loss"], tf.float32), iterator
+
+    @tf.function(autograph=False)
+    def train_function(iterator):
+        steps = tf.cast(model._steps_per_execution, tf.int32)
+        _, loss, _ = tf.while_loop(
+            lambda i, _loss, _it: i < steps, body, (tf.constant(0), tf.constant(0.0), iterator)
+        )
+        return {"loss": loss}
+
+    return train_function
+
+
 class SelectionTrainer:
     """Builds the gated ranker and trains it step by step.
 
@@ -134,7 +160,11 @@ class SelectionTrainer:
                 steps_per_execution=self._max_steps_per_call,
             )
         self._iterator = self._open_stream(skip_batches=0)
-        self._train_fn = self.model.make_train_function()
+        self._train_fn = (
+            _single_trace_train_function(self.model)
+            if self._max_steps_per_call > 1
+            else self.model.make_train_function()
+        )
         self.total_steps = config.planned_steps(self.train_source.num_rows)
         self.trajectory: dict = {"steps": [], "weights": {n: [] for n in features.names}}
         self._trajectory_stride = 1
