@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import platform
 import time
 import warnings
@@ -140,8 +139,7 @@ def select(
             strategy=strategy,
         ),
     )
-    if os.environ.get("RECSEL_NO_BIAS_INIT") is None:
-        _start_at_base_rate(trainer, train, features.label)
+    _start_at_base_rate(trainer, train, features.label)
     resumed = trainer.restore() or {}
     if resumed and progress:
         print(
