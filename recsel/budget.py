@@ -9,12 +9,16 @@ cost (``"ratio"``, which lets measured speed reorder the choice). After each
 round the pruned model's serving latency is *measured*; under a relative budget
 (``latency_budget_fraction``) the full model is timed alongside it, in interleaved
 passes, and the round fits when the ratio of the two does (a round within 15% over its
-limit is re-timed on 3x the passes first). The round's new features are
-then masked off the trained model for one validation pass: if they add less than
-``plateau_tolerance`` AUC, rounds stop and the result is the round before (comparing
-rounds' AUCs instead credits later rounds for training longer, and let copies and noise
-in). Rounds are planned for at most ``most_that_fit`` features, so a budget that stops
-early does not leave most of the data unused. Every round stays in the frontier.
+limit is re-timed on 3x the passes first). Candidates that copy a kept feature
+(``recsel._redundancy``) are never eligible. Each of a round's new features is then
+masked off the trained model for one validation pass (paired with the unmasked pass;
+``recsel._delong`` gives the error): it passes if it adds at least ``plateau_tolerance``
+AUC. Rounds stop after ``plateau_patience`` failing rounds in a row, and the result is
+the last in-budget round that passed (comparing rounds' AUCs instead credits later
+rounds for training longer, and let copies and noise in; stopping at the first failure
+lost Adult's late features, which a just-joined feature's first round undervalues).
+Rounds are planned for at most ``most_that_fit`` features, so a budget that stops early
+does not leave most of the data unused. Every round stays in the frontier.
 
 Example:
     >>> config = SelectionConfig(latency_budget_ms=3.0, serving_batch_size=512)
