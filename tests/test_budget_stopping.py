@@ -93,3 +93,48 @@ def test_redundancy_of_multivalent_cells():
     tags = pd.Series([["a", "b"], ["b"], ["a", "b"], ["c"]] * 50)
     same = tags.map(lambda v: list(reversed(v)))
     assert redundancy(tags, same) == pytest.approx(1.0)
+
+
+def test_output_bias_starts_at_the_training_base_rate():
+    from recsel.data.adversarial import make_adversarial
+    from recsel.inference import infer_feature_set
+    from recsel.selection import _start_at_base_rate
+    from recsel.training import SelectionTrainer
+
+    data = make_adversarial(n_rows=4000, variant="rare", seed=0)
+    frame = data.frame
+    features = infer_feature_set(frame, data.label, embedding_dim=8)
+    trainer = SelectionTrainer(
+        features, frame, frame, data.label, SelectionConfig(num_features=2), progress=False
+    )
+    assert float(trainer.model.logit.bias.numpy()[0]) == 0.0
+    _start_at_base_rate(trainer, frame, data.label)
+    rate = frame[data.label].mean()
+    assert float(trainer.model.logit.bias.numpy()[0]) == pytest.approx(
+        np.log(rate / (1 - rate)), rel=1e-5
+    )
+
+
+class _Sample:
+    """Stands in for a trainer: only its serving sample is read by the copy guard."""
+
+    def __init__(self, frame):
+        self.serving_sample = frame
+
+
+def test_copies_of_a_kept_feature_are_found_and_recorded():
+    rng = np.random.default_rng(3)
+    source = rng.integers(0, 12, 3000)
+    frame = pd.DataFrame(
+        {
+            "kept": [f"k{v}" for v in source],
+            "copy": [f"c{(5 * v) % 12}" for v in source],
+            "other": [f"o{v}" for v in rng.integers(0, 12, 3000)],
+        }
+    )
+    controller = BudgetController.__new__(BudgetController)
+    controller.trainer = _Sample(frame)
+    controller._copy_scores, controller.skipped_copies = {}, {}
+    assert controller._copy_of("copy", {"kept"}) == "kept"
+    assert controller._copy_of("other", {"kept"}) is None
+    assert controller.skipped_copies == {"copy": "kept"}
