@@ -32,8 +32,7 @@ import tempfile
 
 import numpy as np
 
-from recsel._delong import paired_auc_gain
-from recsel._redundancy import REDUNDANCY_THRESHOLD, redundancy
+from recsel._round_value import RoundValue
 from recsel.config import SelectionConfig
 from recsel.cost import (
     CostModel,
@@ -68,7 +67,7 @@ class BudgetError(ValueError):
         self.minimum_memory_bytes = minimum_memory_bytes
 
 
-class BudgetController:
+class BudgetController(RoundValue):
     """Plans, filters and measures selection rounds under a budget.
 
     Args:
@@ -333,60 +332,6 @@ class BudgetController:
             attention.set_costs(None)
         return int(min(planned, eligible.sum()))
 
-    def _copy_of(self, name: str, selected: set[str]) -> str | None:
-        """The selected feature that ``name`` copies (``recsel._redundancy``), if any.
-
-        A copy of a kept feature has no marginal value, but once a round has trained
-        with it the model uses it, and masking it off then costs AUC (a noisy copy
-        "added" 0.014 on adversarial data). So copies are judged on the data, before
-        any round can pick them; ID-like columns are never judged copies.
-        """
-        sample = self.trainer.serving_sample
-        for other in sorted(selected):
-            key = (name, other)
-            if key not in self._copy_scores:
-                self._copy_scores[key] = redundancy(sample[name], sample[other])
-            score = self._copy_scores[key]
-            if score is not None and score >= REDUNDANCY_THRESHOLD:
-                self.skipped_copies[name] = other
-                return other
-        return None
-
-    def _valid_logits(self) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and logits of the trained (hard-masked) model on the validation rows."""
-        if self._valid_batches is None:
-            self._valid_batches = self.trainer.valid_source.dataset(
-                4096, shuffle=False, num_epochs=1
-            )
-        logits, labels = [], []
-        for inputs, label in self._valid_batches:
-            logits.append(self.trainer.model(inputs, training=False).numpy()[:, 0])
-            labels.append(label.numpy())
-        return np.concatenate(labels), np.concatenate(logits)
-
-    def _masked_gains(self, names: list[str]) -> dict[str, tuple[float, float]]:
-        """Validation AUC each of ``names`` adds on the trained model, with its error.
-
-        A cheap masked evaluation: no training, one validation pass as trained and one
-        per name with that feature masked off, paired on the same rows so that DeLong's
-        error of the difference is small. Comparing rounds' AUCs instead credits later
-        rounds for training longer. Each new feature is judged alone: masked together,
-        an ID-like column rode along with an informative one (+0.0011 for the pair).
-        """
-        attention = self.trainer.layer.feature_attention
-        saved = attention.selected.numpy()
-        labels, full = self._valid_logits()
-        gains = {}
-        try:
-            for name in names:
-                masked = saved.copy()
-                masked[self.features.names.index(name)] = 0.0
-                attention.selected.assign(masked)
-                gains[name] = paired_auc_gain(labels, full, self._valid_logits()[1])
-        finally:
-            attention.selected.assign(saved)
-        return gains
-
     def measure_round(self, record: RoundRecord, pruned, kept: FeatureSet) -> None:
         """Measures the round's latency and the marginal AUC of its new features (the
         least of them: every new feature must add value)."""
@@ -419,18 +364,6 @@ class BudgetController:
             or record.embedding_bytes <= self.config.memory_budget_bytes
         )
         return latency_ok and memory_ok
-
-    def _adds_value(self, record: RoundRecord) -> bool:
-        gain = self.marginal_auc.get(record.index)
-        return gain is None or gain >= self.config.plateau_tolerance
-
-    def _failing_streak(self, rounds: list[RoundRecord]) -> int:
-        streak = 0
-        for record in reversed(rounds):
-            if self._adds_value(record):
-                break
-            streak += 1
-        return streak
 
     def should_stop(self, rounds: list[RoundRecord]) -> bool:
         """Stop once over budget, or once ``plateau_patience`` rounds in a row each added
