@@ -138,3 +138,11 @@ def test_copies_of_a_kept_feature_are_found_and_recorded():
     assert controller._copy_of("copy", {"kept"}) == "kept"
     assert controller._copy_of("other", {"kept"}) is None
     assert controller.skipped_copies == {"copy": "kept"}
+
+
+def test_no_round_at_all_is_a_budget_error_not_an_index_error():
+    from recsel.budget import BudgetError
+
+    controller, _ = _controller([])
+    with pytest.raises(BudgetError, match="No round ran"):
+        controller.final_round([])
