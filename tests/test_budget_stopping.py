@@ -113,6 +113,14 @@ def test_output_bias_starts_at_the_training_base_rate():
     assert float(trainer.model.logit.bias.numpy()[0]) == pytest.approx(
         np.log(rate / (1 - rate)), rel=1e-5
     )
+    # A balanced label keeps Keras' zero start (the base-rate start cost Adult its
+    # strongest feature at k=4).
+    balanced = make_adversarial(n_rows=4000, variant="balanced", seed=0).frame
+    trainer = SelectionTrainer(
+        features, balanced, balanced, data.label, SelectionConfig(num_features=2), progress=False
+    )
+    _start_at_base_rate(trainer, balanced, data.label)
+    assert float(trainer.model.logit.bias.numpy()[0]) == 0.0
 
 
 class _Sample:
