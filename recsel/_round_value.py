@@ -19,6 +19,10 @@ from recsel._delong import paired_auc_gain
 from recsel._redundancy import REDUNDANCY_THRESHOLD, redundancy
 from recsel.result import RoundRecord
 
+# Below this share of sampled rows in the vocabulary, a categorical column is constant
+# to the model (everything else is OOV) and is never eligible under a budget.
+MIN_IN_VOCABULARY_SHARE = 0.005
+
 
 class RoundValue:
     """Copy guard and masked value checks; the host sets ``trainer``, ``config``,
@@ -43,6 +47,26 @@ class RoundValue:
                 self.skipped_copies[name] = other
                 return other
         return None
+
+    def _constant(self, name: str) -> bool:
+        """Whether the lookup maps (nearly) every sampled row of ``name`` to OOV.
+
+        Such a column is constant to the model: it can carry no signal, yet its one
+        embedding row shifts the tower's operating point, and masking it off then moved
+        validation AUC by 0.0013 (a 3-rows-a-value ID column under ``min_count=5``).
+        """
+        spec = self.features[name]
+        if spec.vocabulary is None:
+            return False
+        known = set(spec.vocabulary)
+        cells = self.trainer.serving_sample[name]
+        hit = cells.map(
+            lambda v: any(x in known for x in v) if isinstance(v, (list, tuple)) else v in known
+        )
+        if float(hit.mean()) < MIN_IN_VOCABULARY_SHARE:
+            self.skipped_constant.append(name)
+            return True
+        return False
 
     def _valid_logits(self) -> tuple[np.ndarray, np.ndarray]:
         """Labels and logits of the trained (hard-masked) model on the validation rows."""

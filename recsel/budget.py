@@ -98,6 +98,7 @@ class BudgetController(RoundValue):
         self.marginal_se: dict[int, float] = {}  # DeLong standard error of each gain
         self._valid_batches = None
         self._copy_scores: dict[tuple[str, str], float | None] = {}
+        self.skipped_constant: list[str] = []  # all but a sliver of rows map to OOV
         self.skipped_copies: dict[str, str] = {}  # pending feature -> the kept one it copies
         self._previous: list[str] = []
 
@@ -316,7 +317,9 @@ class BudgetController(RoundValue):
         eligible = np.zeros(len(self.features), np.float32)
         cost = np.ones(len(self.features), np.float32)
         for i, spec in enumerate(self.features):
-            if spec.name in selected or self._copy_of(spec.name, selected):
+            if spec.name in selected or self._constant(spec.name):
+                continue
+            if self._copy_of(spec.name, selected):
                 continue
             width = self._min_width(spec.name)
             latency = self.cost_model.feature_cost_ms(spec, width) if self.cost_model else 0.0
@@ -432,6 +435,7 @@ class BudgetController(RoundValue):
             "over_budget_rounds": getattr(self, "over_budget_rounds", []),
             "round_marginal_auc": {str(i): round(g, 6) for i, g in self.marginal_auc.items()},
             "skipped_copies": dict(self.skipped_copies),
+            "skipped_constant": sorted(set(self.skipped_constant)),
             "round_marginal_se": {str(i): round(e, 6) for i, e in self.marginal_se.items()},
         }
         if self.cost_model is not None:

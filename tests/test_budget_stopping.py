@@ -154,3 +154,27 @@ def test_no_round_at_all_is_a_budget_error_not_an_index_error():
     controller, _ = _controller([])
     with pytest.raises(BudgetError, match="No round ran"):
         controller.final_round([])
+
+
+def test_a_column_the_lookup_maps_to_oov_is_constant_and_never_eligible():
+    from recsel.features import FeatureSet, FeatureSpec
+
+    frame = pd.DataFrame(
+        {
+            "ids": [f"u{i}" for i in range(2000)],  # one value known, 1,999 OOV
+            "tags": [["a", "b"] if i % 2 else ["z"] for i in range(2000)],
+        }
+    )
+    controller = BudgetController.__new__(BudgetController)
+    controller.trainer = _Sample(frame)
+    controller.features = FeatureSet(
+        [
+            FeatureSpec("ids", "categorical", vocabulary=("u0",), embedding_dim=8),
+            FeatureSpec("tags", "multi_categorical", vocabulary=("a",), embedding_dim=8,
+                        max_valency=2),
+        ]
+    )  # fmt: skip
+    controller.skipped_constant = []
+    assert controller._constant("ids")
+    assert not controller._constant("tags")  # half the rows hold a known tag
+    assert controller.skipped_constant == ["ids"]
