@@ -43,4 +43,6 @@ def adversarial_section(name: str, data: dict) -> str:
                 f"{missed}{kept or 'nothing extra'}; AUC {fmt(r['auc'])}"
             )
         lines.append("")
+    if data.get("notes"):
+        lines += ["Notes:", ""] + [f"- {note}" for note in data["notes"]] + [""]
     return "\n".join(lines)

@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -169,6 +170,7 @@ def select(
             strategy=strategy,
         ),
     )
+    _start_at_base_rate(trainer, train, features.label)
     resumed = trainer.restore() or {}
     if resumed and progress:
         print(
@@ -360,6 +362,37 @@ def _prepare(
         if budget_controller is not None:
             budget_controller.trainer = trainer
     return adapted, trainer, budget_controller, schedule
+
+
+# Rows read to estimate the training positive rate for the output bias.
+BASE_RATE_ROWS = 4096
+# The output bias starts at the base rate only when the minority class is rarer than this.
+RARE_CLASS_RATE = 0.1
+
+
+def _start_at_base_rate(trainer: SelectionTrainer, train, label: str) -> None:
+    """Starts the output bias at the training log-odds of a positive, for rare labels.
+
+    With 2-3% positives the bias would need ~1,200 Adam steps at the default rate to
+    reach the base rate (log-odds -3.7); a one-pass selection has fewer. Until then every
+    gate is rewarded for pushing all predictions down, which any feature with many rows
+    of its own does as well as an informative one: ID-like columns won the first event on
+    rare-positive adversarial data (3 of 5 seeds). At Adult's 24% the same start lost
+    its strongest feature at k=4 on 2 of 3 seeds (validation AUC 0.845 vs 0.888), so it
+    is kept for labels whose minority class is under ``RARE_CLASS_RATE``.
+    """
+    logit = getattr(trainer.model, "logit", None)
+    if logit is None:  # a custom tower owns its own output layer
+        return
+    frame = (
+        train
+        if isinstance(train, pd.DataFrame)
+        else trainer.train_source.sample_frame(BASE_RATE_ROWS)
+    )
+    rate = float(np.clip(np.mean(frame[label].to_numpy(np.float64)), 1e-4, 1 - 1e-4))
+    if min(rate, 1 - rate) >= RARE_CLASS_RATE:
+        return
+    logit.bias.assign(np.full(logit.bias.shape, np.log(rate / (1 - rate)), np.float32))
 
 
 def _round_line(record: RoundRecord, num_candidates: int) -> str:
