@@ -323,8 +323,11 @@ def python_cells(value) -> list:
 
 
 def _python_values(array: np.ndarray) -> list:
-    if array.dtype == object:  # tf.string: bytes
-        return [v.decode() if isinstance(v, bytes) else v for v in array.tolist()]
+    if array.dtype == object:  # tf.string: bytes, at any rank ([batch, 1] from TFXIO)
+        flat = [v.decode() if isinstance(v, bytes) else v for v in array.ravel().tolist()]
+        decoded = np.empty(len(flat), dtype=object)
+        decoded[:] = flat
+        return decoded.reshape(array.shape).tolist()
     return array.tolist()
 
 
