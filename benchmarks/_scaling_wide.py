@@ -67,22 +67,27 @@ def _prepare(path: str, label: str, seed: int):
     return inputs.train, inputs.valid, inputs.features
 
 
-def _timed_train_fn(train_fn, iterator, record: dict, steps_per_call=lambda: 1):
+def _timed_train_fn(train_fn, iterator, record: dict, multi_step: bool = False):
     """Traces ``train_fn`` now (timed, op-counted), then times each later call's end.
 
-    ``steps_per_call`` says how many steps the next call runs: the selection trainer
-    runs up to ``MAX_STEPS_PER_CALL`` steps per compiled call, so a call is not a step.
+    With ``multi_step`` it is the selection trainer's ``train(iterator, steps)``
+    (``recsel.training.multi_step_train_function``), which runs up to
+    ``MAX_STEPS_PER_CALL`` steps per compiled call, so a call is not a step; otherwise a
+    Keras ``train(iterator)`` of one step.
     """
+    import tensorflow as tf
+
+    extra = (tf.constant(1, tf.int32),) if multi_step else ()
     started = time.perf_counter()
-    train_fn.get_concrete_function(iterator)
+    train_fn.get_concrete_function(iterator, *extra)
     record["tracing_seconds"] = time.perf_counter() - started
-    record["graph_ops"] = graph_ops(train_fn, iterator)
+    record["graph_ops"] = graph_ops(train_fn, iterator, *extra)
     record["traced_since_start"] = _since_start()
     record["step_ends"], record["call_steps"] = [], []
 
-    def timed(it):
-        steps = int(steps_per_call())
-        logs = train_fn(it)
+    def timed(it, *args):
+        steps = int(args[0]) if args else 1
+        logs = train_fn(it, *args)
         float(logs["loss"])
         record["step_ends"].append(time.perf_counter())
         record["call_steps"].append(steps)
@@ -139,9 +144,8 @@ def gated_point(path: str, label: str, k: int, seed: int = 0) -> dict:
         record["trainer_built_since_start"] = _since_start()
         record["candidates"] = len(self.features)
         record["rows"] = self.train_source.num_rows + (self.valid_source.num_rows or 0)
-        model = self.model
         self._train_fn = _timed_train_fn(
-            self._train_fn, self._iterator, record, lambda: model._steps_per_execution.numpy()
+            self._train_fn, self._iterator, record, multi_step=not self._distributed
         )
 
     training.SelectionTrainer.__init__ = patched
