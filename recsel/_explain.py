@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
+from recsel._redundancy import hashable as _hashable
 from recsel.features import FeatureSet
 
 SAMPLE_ROWS = 5000  # enough for AUC to 2-3 decimals; k tower passes over it stay cheap
@@ -103,12 +104,6 @@ def prefix_curve(
             }
         )
     return curve
-
-
-def _hashable(series: pd.Series) -> pd.Series:
-    if series.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
-        return series.map(lambda v: tuple(sorted(map(str, v))))
-    return series
 
 
 @dataclasses.dataclass

@@ -28,7 +28,8 @@ REDUNDANCY_THRESHOLD = 0.8
 _MAX_DISTINCT_SHARE = 0.05
 
 
-def _hashable(series: pd.Series) -> pd.Series:
+def hashable(series: pd.Series) -> pd.Series:
+    """List cells as sorted tuples of strings, so they can be counted and factorized."""
     if series.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
         return series.map(lambda v: tuple(sorted(map(str, v))))
     return series
@@ -86,7 +87,7 @@ def redundancy(a: pd.Series, b: pd.Series) -> float | None:
             if a.std() == 0 or b.std() == 0:
                 return None
             return abs(float(np.corrcoef(a.astype(float), b.astype(float))[0, 1]))
-    a, b = _hashable(a), _hashable(b)
+    a, b = hashable(a), hashable(b)
     limit = _MAX_DISTINCT_SHARE * len(a)
     if a.nunique() > limit or b.nunique() > limit:
         return None
