@@ -171,16 +171,14 @@ class SequentialAttentionEmbedding(_EmbeddingsBase):
         self.chunk_size = int(chunk_size)
         self.unselected_mass = float(unselected_mass)
         self.logit_scale = float(logit_scale)
-        chunk_feature, column_chunk, column_feature = [], [], []
+        chunk_feature, column_chunk = [], []
         for f, spec in enumerate(self.features):
             first = len(chunk_feature)
             n_chunks = -(-spec.embedding_dim // chunk_size)
             chunk_feature += [f] * n_chunks
             column_chunk += [first + c // chunk_size for c in range(spec.embedding_dim)]
-            column_feature += [f] * spec.embedding_dim
         self._chunk_feature = np.asarray(chunk_feature, np.int32)
         self._column_chunk = np.asarray(column_chunk, np.int32)
-        self._column_feature = np.asarray(column_feature, np.int32)
         self.feature_attention = SequentialAttention(
             len(self.features), unselected_mass, logit_scale, name="feature_attention"
         )
@@ -243,21 +241,47 @@ class SequentialAttentionEmbedding(_EmbeddingsBase):
 
     # --------------------------------------------------------------------- call
     def _gates(self, training: bool) -> tf.Tensor:
+        """Per-column gates ``[output_width]``: feature gate times chunk gate.
+
+        The product is formed per chunk (every chunk lies in one feature) and then
+        expanded to the columns with one gather, so the hot path holds one
+        ``[output_width]`` gather rather than four, and one ``where`` over chunks.
+        """
         features = self.feature_attention(training=training)
         if training:
             self.chunk_attention.active.assign(
                 tf.gather(self.feature_attention.selected, self._chunk_feature)
             )
         chunks = self.chunk_attention(training=training)
-        soft = tf.gather(features, self._column_feature) * tf.gather(chunks, self._column_chunk)
-        hard = tf.gather(self.feature_attention.selected, self._column_feature) * tf.gather(
-            self.chunk_attention.selected, self._column_chunk
+        soft = tf.gather(features, self._chunk_feature) * chunks
+        hard = (
+            tf.gather(self.feature_attention.selected, self._chunk_feature)
+            * self.chunk_attention.selected
         )
-        return tf.where(self.hard_mask > 0, hard, soft)
+        per_chunk = tf.where(self.hard_mask > 0, hard, soft)
+        return tf.gather(per_chunk, self._column_chunk)
 
-    def call(self, inputs: dict, training: bool | None = None) -> tf.Tensor:
+    def call(
+        self, inputs: dict, training: bool | None = None, split_gates: bool = False
+    ) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
+        """Gated embeddings ``[batch, output_width]``.
+
+        Args:
+            inputs: Raw feature tensors by name.
+            training: Training mode: advances the selection clock and runs due events.
+            split_gates: Return ``(embeddings, column_gates)`` instead of their product,
+                so a host whose next layer is linear can fold the ``[output_width]``
+                gates into its kernel (``Ranker`` does): that scales ``width x units``
+                kernel entries instead of ``batch x width`` activations, forward and
+                backward, with the same outputs and gradients.
+
+        Example:
+            >>> embedded, gates = layer(inputs, training=True, split_gates=True)
+            >>> hidden = tf.matmul(embedded, gates[:, None] * dense.kernel)
+        """
         embedded = self._embed_concat(inputs)
-        return embedded * self._gates(bool(training) and training is not None)
+        gates = self._gates(bool(training) and training is not None)
+        return (embedded, gates) if split_gates else embedded * gates
 
     # ------------------------------------------------------------- selection state
     def selected_features(self) -> list[str]:
