@@ -5,10 +5,15 @@ itself (``recsel.cli.main``, in this process, outputs into a temporary directory
 user's command end to end, with its trainer's steps timed. ``plain`` prepares the table
 as the CLI does (``recsel.inputs.arrow_table.prepare_table``: split, infer and clean on
 Arrow buffers) and trains a plain, gate-free model of the same shape (the same features,
-widths, tower, batch and optimizer, no attention) for the same number of steps, with
-the same one-step-per-call loop. ``steps`` times both models' steps in interleaved
-blocks in one process, so load drifts hit both alike (as ``benchmarks.layer_overhead``
-does). Times start at process creation.
+widths, tower, batch and optimizer, no attention) for the same number of steps, in
+compiled calls of up to ``MAX_STEPS_PER_CALL`` steps as the trainer runs them.
+``steps`` times both models' steps in interleaved blocks in one process, so load drifts
+hit both alike (as ``benchmarks.layer_overhead`` does): the gated model through the
+selection trainer's own train function (gates, in-graph selection events, trajectory
+buffer), the plain one through the same multi-step function, both on the same
+materialised batches, so the ratio compares the models' steps and not the input pipeline
+that both share (it runs beside the step on the same cores). Times start at process
+creation.
 """
 
 from __future__ import annotations
@@ -183,10 +188,17 @@ def _plain_model(features, config):
 def plain_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     """The plain model of the same shape, trained for select()'s planned steps.
 
+    Steps run in compiled calls of up to ``MAX_STEPS_PER_CALL`` steps, as the selection
+    trainer runs its own (``recsel.training.multi_step_train_function``), so the two
+    points' median steps compare like with like.
+
     Example:
         >>> plain_point("/tmp/wide_400.parquet", "label", 8)["median_step_ms"]
     """
+    import tensorflow as tf
+
     from recsel.config import SelectionConfig
+    from recsel.training import MAX_STEPS_PER_CALL, multi_step_train_function
 
     imported = _since_start()
     train, valid, features = _prepare(path, label, seed)
@@ -197,55 +209,101 @@ def plain_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     model = _plain_model(features, config)
     dataset = train.dataset(config.batch_size, shuffle=True, seed=seed, num_epochs=None)
     iterator = iter(dataset)
-    step = _timed_train_fn(model.make_train_function(), iterator, record)
-    for _ in range(config.planned_steps(train.num_rows)):
-        step(iterator)
+    step = _timed_train_fn(multi_step_train_function(model), iterator, record, multi_step=True)
+    remaining = config.planned_steps(train.num_rows)
+    while remaining > 0:
+        length = min(remaining, MAX_STEPS_PER_CALL)
+        step(iterator, tf.constant(length, tf.int32))
+        remaining -= length
     return _summary(record)
 
 
+# Distinct batches both interleaved models cycle through (materialised once, in memory).
+MATERIALISED_BATCHES = 16
+
+
+def _interleaved(pairs: dict, blocks: int, per_block: int) -> dict:
+    """Wall and CPU ms per step of each ``name -> (call, iterator)``, blocks alternating.
+
+    ``call(iterator, steps)`` runs ``steps`` steps; the order flips every block, so a
+    load drift costs both models alike. CPU time (this process's) is recorded beside wall
+    time: other processes on the box stretch wall time, not this process's CPU time.
+    """
+    import tensorflow as tf
+
+    steps = tf.constant(per_block, tf.int32)
+    wall: dict[str, list[float]] = {name: [] for name in pairs}
+    cpu: dict[str, list[float]] = {name: [] for name in pairs}
+    names = list(pairs)
+    for block in range(blocks):
+        for name in names if block % 2 == 0 else names[::-1]:
+            call, iterator = pairs[name]
+            started, cpu_started = time.perf_counter(), time.process_time()
+            float(call(iterator, steps)["loss"])
+            wall[name].append((time.perf_counter() - started) / per_block * 1e3)
+            cpu[name].append((time.process_time() - cpu_started) / per_block * 1e3)
+    medians = {n: float(np.median(v)) for n, v in wall.items()}
+    cpu_medians = {n: float(np.median(v)) for n, v in cpu.items()}
+    return {
+        "median_step_ms": medians,
+        "ratio": medians["gated"] / medians["plain"],
+        "cpu_median_step_ms": cpu_medians,
+        "cpu_ratio": cpu_medians["gated"] / cpu_medians["plain"],
+        "block_ms": wall,
+        "block_cpu_ms": cpu,
+    }
+
+
 def steps_point(
-    path: str, label: str, k: int, seed: int = 0, blocks: int = 8, per_block: int = 15
+    path: str, label: str, k: int, seed: int = 0, blocks: int = 12, per_block: int = 20
 ) -> dict:
     """Interleaved step timing of the gated (attention phase) and the plain model.
+
+    The gated model is a ``SelectionTrainer``'s (the model, optimizer and compiled train
+    function that ``recsel select`` runs, trajectory buffer included), scheduled to select
+    ``k`` features over the timed steps; the plain model runs through the same
+    ``multi_step_train_function``. The target ratio feeds both the same materialised
+    batches; ``streamed`` repeats the timing with each model reading the input pipeline
+    itself (as before this harness materialised them), for reference.
 
     Example:
         >>> steps_point("/tmp/wide_400.parquet", "label", 8)["ratio"]
     """
-    import tf_keras
+    import tensorflow as tf
 
-    from benchmarks.layer_overhead import _block
     from recsel.config import SelectionConfig
-    from recsel.layer import SequentialAttentionEmbedding
-    from recsel.model import Ranker
+    from recsel.training import SelectionTrainer, multi_step_train_function
 
-    train, _, features = _prepare(path, label, seed)
+    train, valid, features = _prepare(path, label, seed)
     config = SelectionConfig(num_features=k, seed=seed)
-    layer = SequentialAttentionEmbedding(features, chunk_size=config.chunk_size, l2=config.l2)
-    layer.schedule_selection(k, k, 10 * blocks * per_block + 10, warmup_fraction=0.0)
-    gated = Ranker(layer, config.hidden_units, seed=seed)
-    gated.compile(
-        tf_keras.optimizers.Adam(config.learning_rate),
-        tf_keras.losses.BinaryCrossentropy(from_logits=True),
-    )
-    plain = _plain_model(features, config)
-    pairs = {}
-    for name, model in (("gated", gated), ("plain", plain)):
-        iterator = iter(train.dataset(config.batch_size, shuffle=True, seed=seed, num_epochs=None))
-        fn = model.make_train_function()
-        for _ in range(5):  # trace and warm up
-            fn(iterator)
-        pairs[name] = (fn, iterator)
-    times: dict[str, list[float]] = {"gated": [], "plain": []}
-    for block in range(blocks):
-        order = ("gated", "plain") if block % 2 == 0 else ("plain", "gated")
-        for name in order:
-            times[name].append(_block(*pairs[name], per_block))
-    medians = {n: float(np.median(v)) for n, v in times.items()}
+    trainer = SelectionTrainer(features, train, valid, label, config, progress=False)
+    warm_steps = 2 * MATERIALISED_BATCHES
+    total = 2 * (warm_steps + blocks * per_block) + 10  # both timings run inside the phase
+    trainer.layer.schedule_selection(k, k, total, warmup_fraction=0.0)
+
+    def gated(iterator, steps):
+        trainer._trace.start(config.log_every)  # as SelectionTrainer.train does per call
+        return trainer._train_fn(iterator, steps)
+
+    plain = multi_step_train_function(_plain_model(features, config))
+    dataset = train.dataset(config.batch_size, shuffle=True, seed=seed, num_epochs=None)
+    results = {}
+    for mode, data in (
+        ("materialised", dataset.take(MATERIALISED_BATCHES).cache().repeat()),
+        ("streamed", dataset),
+    ):
+        pairs = {"gated": (gated, iter(data)), "plain": (plain, iter(data))}
+        for call, iterator in pairs.values():  # trace, fill the cache, warm up
+            for _ in range(2):
+                float(call(iterator, tf.constant(MATERIALISED_BATCHES, tf.int32))["loss"])
+        results[mode] = _interleaved(pairs, blocks, per_block)
     return {
         "model": "steps",
         "candidates": len(features),
-        "median_step_ms": medians,
-        "ratio": medians["gated"] / medians["plain"],
-        "block_ms": times,
+        **results["materialised"],
+        "streamed": results["streamed"],
+        "blocks": blocks,
+        "steps_per_block": per_block,
+        "selected_during_timing": len(trainer.layer.selected_features()),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
