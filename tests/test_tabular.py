@@ -1,4 +1,4 @@
-"""Tests for recsel.tabular: reading CSV/Parquet/TFRecord, validation, splitting, tf.data."""
+"""Tests for recsel.inputs.tabular: reading CSV/Parquet/TFRecord, validation, splitting, tf.data."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import pytest
 import tensorflow as tf
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.layer import PrunedEmbedding
-from recsel.tabular import (
+from recsel.inputs.tabular import (
     MissingColumnError,
     read_table,
     split_frame,
@@ -22,6 +20,8 @@ from recsel.tabular import (
     to_numpy_inputs,
     validate_frame,
 )
+from recsel.model.layer import PrunedEmbedding
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 FEATURES = FeatureSet(
     (
