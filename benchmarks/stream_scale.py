@@ -85,11 +85,11 @@ class _Phases:
     """Wall time per phase of ``select()``, by wrapping the functions that make it up."""
 
     TARGETS = (
-        ("recsel.selection.driver", None, "_prepare", "prepare"),
+        ("recsel.selection.driver", None, "prepare_run", "prepare"),
         ("recsel.selection.trainer", "SelectionTrainer", "__init__", "build"),
         ("recsel.selection.trainer", "SelectionTrainer", "restore", "restore"),
         ("recsel.selection.trainer", "SelectionTrainer", "clear_checkpoints", "clear_checkpoints"),
-        ("recsel.selection.driver", None, "prune_ranker", "prune"),
+        ("recsel.selection.rounds", None, "prune_ranker", "prune"),
         ("recsel.selection.trainer", "SelectionTrainer", "train", "train"),
         ("recsel.selection.trainer", "SelectionTrainer", "save", "checkpoint"),
         ("recsel.selection.trainer", "SelectionTrainer", "evaluate", "evaluate"),

@@ -98,7 +98,7 @@ def test_redundancy_of_multivalent_cells():
 def test_output_bias_starts_at_the_training_base_rate():
     from recsel.data.adversarial import make_adversarial
     from recsel.inputs.inference import infer_feature_set
-    from recsel.selection.driver import _start_at_base_rate
+    from recsel.selection.setup import start_at_base_rate as _start_at_base_rate
     from recsel.selection.trainer import SelectionTrainer
 
     data = make_adversarial(n_rows=4000, variant="rare", seed=0)

@@ -9,9 +9,10 @@ from recsel.data.synthetic import make_synthetic
 from recsel.inputs.inference import infer_feature_set
 from recsel.inputs.splits import split_frame
 from recsel.inputs.tabular import validate_frame
-from recsel.selection.driver import select, target_width
+from recsel.selection.driver import select
 from recsel.spec.config import SelectionConfig
 from recsel.spec.features import FeatureSet
+from recsel.spec.widths import target_width
 
 
 def _prepared(data, embedding_dim=16):
