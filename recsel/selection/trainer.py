@@ -132,12 +132,12 @@ class SelectionTrainer:
         valid: pd.DataFrame | BatchSource,
         label: str,
         config: SelectionConfig,
+        *,
         log_dir: str | None = None,
         progress: bool = True,
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 50,
         step_callback: Callable[[int], None] | None = None,
-        *,
         strategy: tf.distribute.Strategy | None = None,
     ):
         tf_keras.utils.set_random_seed(config.seed)
