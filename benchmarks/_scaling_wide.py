@@ -62,8 +62,8 @@ def graph_ops(function, *args) -> int:
 
 def _prepare(path: str, label: str, seed: int):
     """(train, valid, features) as ``recsel select`` prepares a Parquet file (defaults)."""
-    from recsel.inference import DEFAULT_MIN_COUNT
     from recsel.inputs.arrow_table import prepare_table
+    from recsel.inputs.inference import DEFAULT_MIN_COUNT
 
     inputs = prepare_table(
         path, label, validation_fraction=0.2, seed=seed, embedding_dim=16,
@@ -76,7 +76,7 @@ def _timed_train_fn(train_fn, iterator, record: dict, multi_step: bool = False):
     """Traces ``train_fn`` now (timed, op-counted), then times each later call's end.
 
     With ``multi_step`` it is the selection trainer's ``train(iterator, steps)``
-    (``recsel.training.multi_step_train_function``), which runs up to
+    (``recsel.selection.trainer.multi_step_train_function``), which runs up to
     ``MAX_STEPS_PER_CALL`` steps per compiled call, so a call is not a step; otherwise a
     Keras ``train(iterator)`` of one step.
     """
@@ -134,7 +134,7 @@ def gated_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     import json
     import tempfile
 
-    import recsel.training as training
+    import recsel.selection.trainer as training
     from recsel import cli
 
     imported = _since_start()
@@ -172,8 +172,8 @@ def gated_point(path: str, label: str, k: int, seed: int = 0) -> dict:
 def _plain_model(features, config):
     import tf_keras
 
-    from recsel.layer import PrunedEmbedding
-    from recsel.model import Ranker
+    from recsel.model.layer import PrunedEmbedding
+    from recsel.model.ranker import Ranker
 
     tf_keras.utils.set_random_seed(config.seed)
     model = Ranker(PrunedEmbedding(features, l2=config.l2), config.hidden_units, seed=config.seed)
@@ -189,7 +189,7 @@ def plain_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     """The plain model of the same shape, trained for select()'s planned steps.
 
     Steps run in compiled calls of up to ``MAX_STEPS_PER_CALL`` steps, as the selection
-    trainer runs its own (``recsel.training.multi_step_train_function``), so the two
+    trainer runs its own (``recsel.selection.trainer.multi_step_train_function``), so the two
     points' median steps compare like with like.
 
     Example:
@@ -197,8 +197,8 @@ def plain_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     """
     import tensorflow as tf
 
-    from recsel.config import SelectionConfig
-    from recsel.training import MAX_STEPS_PER_CALL, multi_step_train_function
+    from recsel.selection.trainer import MAX_STEPS_PER_CALL, multi_step_train_function
+    from recsel.spec.config import SelectionConfig
 
     imported = _since_start()
     train, valid, features = _prepare(path, label, seed)
@@ -271,8 +271,8 @@ def steps_point(
     """
     import tensorflow as tf
 
-    from recsel.config import SelectionConfig
-    from recsel.training import SelectionTrainer, multi_step_train_function
+    from recsel.selection.trainer import SelectionTrainer, multi_step_train_function
+    from recsel.spec.config import SelectionConfig
 
     train, valid, features = _prepare(path, label, seed)
     config = SelectionConfig(num_features=k, seed=seed)

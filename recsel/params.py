@@ -26,8 +26,8 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from recsel.config import SelectionConfig
-from recsel.units import (  # noqa: F401  (the parsers are part of the parameter surface)
+from recsel.spec.config import SelectionConfig
+from recsel.spec.units import (  # noqa: F401  (the parsers are part of the parameter surface)
     LatencyBudget,
     parse_latency_budget,
     parse_latency_ms,
@@ -171,7 +171,7 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "tower",
         "Custom selection tower: 'file.py:function' or 'package.module:function' returning "
-        "a tf_keras layer from the embedding vector to one logit (see recsel.tower).",
+        "a tf_keras layer from the embedding vector to one logit (see recsel.model.tower).",
         kind=str, surfaces=frozenset({CLI, BEAM}), metavar="SPEC",
     ),  # TFX names it with module_file / module_path / tower_fn, as Trainer does
     # ---- candidates
@@ -185,7 +185,7 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "vocabulary_min_count",
         "Vocabulary frequency threshold of inferred features: values seen fewer times in "
-        "training map to OOV (default 5, recsel.inference.DEFAULT_MIN_COUNT; 1 keeps every "
+        "training map to OOV (default 5, recsel.inputs.inference.DEFAULT_MIN_COUNT; 1 keeps every "
         "value). Rare values can only be memorised, which lets ID-like columns win selection.",
         group=FEATURES, kind=int, default=5, minimum=1, flag="--min-count",
     ),

@@ -113,7 +113,7 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         seed: Seed of the selection run.
         nan_policy: ``raise`` (default) or ``impute`` missing numeric values.
         module_file: A Python file defining the custom selection tower's factory (see
-            ``recsel.tower``): it returns a ``tf_keras`` layer mapping the embedding
+            ``recsel.model.tower``): it returns a ``tf_keras`` layer mapping the embedding
             vector to one logit. Use your ranker's head, so features are chosen for it.
         tower_fn: The factory's name in ``module_file`` (default ``build_tower``); without
             ``module_file``, a fully-qualified ``package.module.function``.
