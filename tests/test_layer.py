@@ -190,3 +190,47 @@ def test_pruned_embedding_config_round_trip():
 def test_pruning_before_selection_is_a_clear_error():
     with pytest.raises(ValueError, match="No feature is selected"):
         SequentialAttentionEmbedding(FEATURES).pruned()
+
+
+@pytest.mark.parametrize("hidden", [(16, 8), ()])
+def test_ranker_folds_gates_into_first_kernel_with_the_same_outputs_and_gradients(hidden):
+    # The Ranker scales its first kernel's rows by the column gates instead of scaling
+    # the embeddings; outputs and every gradient must be those of the gated embeddings
+    # fed to the tower (hidden=() folds into the logit layer itself).
+    tf_keras.utils.set_random_seed(3)
+    layer = SequentialAttentionEmbedding(FEATURES, chunk_size=8, l2=1e-3)
+    model = Ranker(layer, hidden)
+    layer.schedule_selection(2, 2, 100, warmup_fraction=0.0)
+    rng = np.random.default_rng(3)
+    layer.feature_attention.logits.assign(rng.normal(size=len(FEATURES)).astype(np.float32))
+    layer.feature_attention.force_select([1])  # selected, pending and chunk gates differ
+    chunks = layer.chunk_attention  # attend over the selected feature's chunks now
+    chunks.set_active(layer.feature_attention.selected.numpy()[layer._chunk_feature])
+    chunks.attention_start.assign(0)
+    chunks.logits.assign(rng.normal(size=layer.num_chunks).astype(np.float32))
+    inputs = to_numpy_inputs(_frame(64, seed=5), FEATURES)
+    gates = layer._gates(False)
+    assert np.ptp(gates.numpy()) > 0.05  # the check below would not see unscaled rows
+
+    def reference(x):
+        for dense in [*model.tower, model.logit]:
+            x = dense(x)
+        return x
+
+    with tf.GradientTape(persistent=True) as tape:
+        folded = model(inputs, training=False)
+        unfolded = reference(layer(inputs, training=False))
+        folded_loss, unfolded_loss = tf.reduce_sum(folded**2), tf.reduce_sum(unfolded**2)
+    np.testing.assert_allclose(folded.numpy(), unfolded.numpy(), rtol=1e-5, atol=1e-6)
+    variables = model.trainable_variables
+    assert any("logits" in v.name for v in variables)
+    for var, a, b in zip(
+        variables,
+        tape.gradient(folded_loss, variables),
+        tape.gradient(unfolded_loss, variables),
+        strict=True,
+    ):
+        assert a is not None and b is not None, f"{var.name}: no gradient"
+        a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
+        assert np.abs(b).max() > 0, var.name
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=var.name)
