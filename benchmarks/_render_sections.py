@@ -315,8 +315,13 @@ def _wide_lines(wide: dict) -> list[str]:
         "Per candidate count, fresh processes read the same Parquet table: **gated** runs "
         "`recsel select --num-features 8` itself (in-process, outputs written), **plain** "
         "prepares the table as the CLI does and trains the same model without gates for the "
-        "same steps, and **interleaved** times both models' steps in alternating blocks in "
-        "one process (the step ratio, robust to load drift). Times count from process "
+        "same steps (in multi-step compiled calls, as the trainer runs its own), and "
+        "**interleaved** times both models' steps in alternating blocks in one process (the "
+        "step ratio, robust to load drift): the gated model through the selection trainer's "
+        "own train function (gates, in-graph selection events, trajectory buffer), the plain "
+        "one through the same multi-step function, both on the same materialised batches, so "
+        "the shared input pipeline (which runs beside the step on the same cores) is not in "
+        "the ratio. Times count from process "
         "creation; the first step is done when the trainer's first compiled call (which may "
         "run several steps) returns; median step divides each later call by its steps; "
         "tracing is the train step's trace; ops are its graph nodes; peak RSS is the "
@@ -340,6 +345,19 @@ def _wide_lines(wide: dict) -> list[str]:
                "plain: median step ms", "Step ratio (interleaved)", "Peak RSS MiB",
                "plain: peak RSS MiB", "Load at end"]  # fmt: skip
     lines += [table(headers, rows), ""]
+    detail = [
+        f"{p['candidates']}: CPU {fmt(p['steps']['cpu_ratio'], 3)}, streamed "
+        f"{fmt(p['steps']['streamed']['ratio'], 3)}"
+        for p in wide["points"]
+        if "cpu_ratio" in p["steps"] and "streamed" in p["steps"]
+    ]
+    if detail:
+        lines += [
+            "Interleaved step ratio by this process's CPU time (other processes on the box "
+            "stretch wall time, not it), and by wall time with each model reading the input "
+            "pipeline itself: " + "; ".join(detail) + ".",
+            "",
+        ]
     e = wide.get("exponents", {})
     lines.append(
         f"Growth exponents in candidates (log-log slopes): start -> first step "

@@ -15,10 +15,12 @@ log-log slopes.
 Wide sweep (``--wide``, issue 18): 40, 160, 400 and 800 candidates at 100k rows. The
 parent writes each table to Parquet once; then, per count, three fresh processes read
 it: ``gated`` runs ``recsel select`` itself, ``plain`` prepares it as the CLI does and
-trains a gate-free model of the same shape for the same steps, ``steps`` times both models' steps in
-interleaved blocks (the step ratio). Per process: time from process start to the first
-step done, tracing time and op count of the train step, median step, peak RSS
-(``VmHWM``: the process's own high-water mark). See ``benchmarks/_scaling_wide.py``.
+trains a gate-free model of the same shape for the same steps, ``steps`` times both
+models' steps in interleaved blocks on the same materialised batches (the step ratio:
+the selection trainer's train function against the plain model in the same multi-step
+function). Per process: time from process start to the first step done, tracing time
+and op count of the train step, median step, peak RSS (``VmHWM``: the process's own
+high-water mark). See ``benchmarks/_scaling_wide.py``.
 
     python -m benchmarks.scaling --wide [--wide-candidates 40 160 400 800] [--wide-rows 100000]
 """
@@ -260,7 +262,9 @@ def wide_sweep(candidates: list[int], rows: int, seed: int, cache: str) -> dict:
         print(f"{count} candidates: gated first step at {gated['first_step_done_since_start']:.1f} s, "
               f"trace {gated['tracing_seconds']:.1f} s, {gated['graph_ops']} ops, step "
               f"{gated['median_step_ms']:.1f} ms, RSS {gated['peak_rss_mib']:.0f} MiB; plain step "
-              f"{plain['median_step_ms']:.1f} ms; interleaved ratio {point['steps']['ratio']:.3f}",
+              f"{plain['median_step_ms']:.1f} ms; interleaved ratio {point['steps']['ratio']:.3f} "
+              f"(CPU {point['steps']['cpu_ratio']:.3f}, streamed "
+              f"{point['steps']['streamed']['ratio']:.3f})",
               flush=True)  # fmt: skip
         points.append(point)
     x = [p["candidates"] for p in points]
