@@ -44,3 +44,16 @@ def test_wide_section_renders_with_targets(tmp_path):
     for line in text.splitlines():
         if line.startswith("| 400 |"):
             assert line.count("|") == 16  # 15 columns
+
+
+def test_wide_section_lists_cpu_and_streamed_ratios(tmp_path):
+    points = [_point(c, 5.0 + c / 40, 800.0 + c, 1.05) for c in (40, 400)]
+    for p, cpu, streamed in zip(points, (1.041, 1.062), (1.023, 1.087), strict=True):
+        p["steps"].update(cpu_ratio=cpu, streamed={"ratio": streamed})
+    exps = {"first_step": slope([40, 400], [6.0, 15.0])}
+    wide = {"machine": {"cpu": "test cpu", "cores": 2}, "command": "python -m benchmarks.scaling --wide",
+            "load_average_at_start": [1.0, 1.0, 1.0], "points": points, "exponents": exps,
+            "targets": wide_targets(points, exps)}  # fmt: skip
+    (tmp_path / "scaling.json").write_text(json.dumps({"wide": wide, "points": []}))
+    text = render.write_benchmarks(tmp_path, tmp_path / "BENCHMARKS.md").read_text()
+    assert "40: CPU 1.041, streamed 1.023; 400: CPU 1.062, streamed 1.087." in text
