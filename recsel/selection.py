@@ -38,13 +38,15 @@ from recsel.training import SelectionTrainer
 _LOG = logging.getLogger("recsel.selection")
 
 
-def _finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict[str, int]:
+def _finalise_widths(
+    trainer: SelectionTrainer, config: SelectionConfig, sample: pd.DataFrame
+) -> dict[str, int]:
     layer = trainer.layer
     counts, widths = {}, {}
     selected = layer.selected_chunks()
-    measured = widths_lib.chunk_values(trainer.model, list(selected), config.chunk_size)
-    if config.chunk_value_tolerance > 0:
-        selected = widths_lib.drop_idle_chunks(selected, measured, config.chunk_value_tolerance)
+    mean, se = widths_lib.ablation_values(trainer.model, sample, trainer.label, config.chunk_size)
+    if config.chunk_significance > 0:
+        selected = widths_lib.drop_idle_chunks(selected, mean, se, config.chunk_significance)
     for name, chunks in selected.items():
         full = layer.features[name].embedding_dim
         widths[name] = target_width(len(chunks) * config.chunk_size, full, config)
@@ -54,7 +56,7 @@ def _finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict
         per = unit // config.chunk_size  # widths move a rounding unit, several chunks, at a time
         values = {}
         for n in widths:
-            kept = sorted(measured[n][selected[n]], reverse=True)
+            kept = sorted(np.maximum(mean[n][selected[n]], 0.0), reverse=True)
             values[n] = [sum(kept[i : i + per]) for i in range(0, len(kept), per)]
         lows = {n: target_width(0, layer.features[n].embedding_dim, config) for n in widths}
         widths = widths_lib.trim_to_memory_budget(
@@ -231,7 +233,7 @@ def select(
             before = rounds[-1].selected if rounds else []
             label = f"round {index + 1}/{len(plan)}"
             _train_round(trainer, steps - done, before, label, rotate=keep_all)
-        widths = _finalise_widths(trainer, config)
+        widths = _finalise_widths(trainer, config, sample)
         # Fine-tune in place with the hard mask: the model then predicts as its pruned
         # copy will (no pending-candidate share), and the compiled step is reused.
         layer.freeze()

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 import tf_keras
@@ -19,9 +20,11 @@ from recsel.outputs import write_outputs
 from recsel.selection import select
 from recsel.tabular import split_frame, validate_frame
 from recsel.widths import (
+    ablation_values,
     align_principal_axes,
     chunk_values,
     drop_idle_chunks,
+    first_dense,
     principal_rotation,
     trim_to_memory_budget,
 )
@@ -136,8 +139,37 @@ def test_memory_trim_cuts_the_biggest_table_first_at_equal_value():
 
 def test_idle_chunks_are_dropped_but_every_feature_keeps_one():
     selected = {"a": [0, 1, 2], "b": [0]}
-    values = {"a": np.array([10.0, 5.0, 1e-4]), "b": np.array([1e-6])}
-    assert drop_idle_chunks(selected, values, 0.01) == {"a": [0, 1], "b": [0]}
+    mean = {"a": np.array([10.0, 5.0, 1e-4]), "b": np.array([-1e-6])}
+    se = {"a": np.array([1.0, 1.0, 1e-3]), "b": np.array([1e-3])}
+    assert drop_idle_chunks(selected, mean, se, 2.0) == {"a": [0, 1], "b": [0]}
+    # 5 standard errors is not 6: the second chunk goes too.
+    assert drop_idle_chunks(selected, mean, se, 6.0) == {"a": [0], "b": [0]}
+    # Significance 0 still drops chunks that do not help at all.
+    mean["a"][2] = -1e-4
+    assert drop_idle_chunks(selected, mean, se, 0.0) == {"a": [0, 1], "b": [0]}
+
+
+def test_ablation_values_find_the_chunk_the_tower_does_not_read():
+    model, layer, _ = _small_model()
+    layer.feature_attention.force_select([0, 1])
+    layer.set_chunk_counts({"a": 2, "b": 2})
+    dense = first_dense(model)
+    kernel = dense.kernel.numpy()
+    kernel[4:8] = 0.0  # columns 4-7 are feature a's chunk 1: nothing reads them now
+    dense.kernel.assign(kernel)
+    frame = pd.DataFrame({"a": list("pqrs") * 25, "b": list("xyzx") * 25, "y": [1, 0, 1, 0] * 25})
+    sample = validate_frame(frame, layer.features, "y")
+    mean, se = ablation_values(model, sample, "y", 4)
+    assert set(mean) == {"a", "b"} and mean["a"].shape == (2,)
+    assert mean["a"][1] == pytest.approx(0.0, abs=1e-6)
+    assert mean["a"][0] > 2 * se["a"][0]  # a alone predicts y on these rows
+    assert drop_idle_chunks({"a": [0, 1]}, mean, se, 2.0) == {"a": [0]}
+    # Scored one ablated copy per tower call, the values are the same.
+    mean_one, se_one = ablation_values(model, sample, "y", 4, max_floats=1)
+    for name in mean:
+        np.testing.assert_allclose(mean_one[name], mean[name], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(se_one[name], se[name], rtol=1e-5, atol=1e-7)
+    assert float(layer.hard_mask.numpy()) == 0.0  # the gates are as they were
 
 
 # ------------------------------------------------------------- end-to-end selections
