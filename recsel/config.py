@@ -36,7 +36,7 @@ class SelectionConfig:
         chunk_significance: A selected chunk beyond a feature's most valuable one is kept
             only if replacing its columns by their mean raises the validation log loss
             by more than this many standard errors (``recsel.widths.ablation_values``):
-            widths must earn their keep on held-out rows (0 keeps every selected chunk).
+            widths must earn their keep on held-out rows (0: keep those that help at all).
         l2: Penalty on looked-up embedding rows; keeps attention identifiable.
         logit_scale: Attention logit multiplier. With Adam a logit moves about one learning
             rate per step, so over ~10-step selection phases the paper's scale (1) leaves

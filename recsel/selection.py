@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from recsel import _explain
+from recsel import _explain, width_value
 from recsel import widths as widths_lib
 from recsel.config import SelectionConfig
 from recsel.features import FeatureSet
@@ -43,10 +43,12 @@ def _finalise_widths(
 ) -> dict[str, int]:
     layer = trainer.layer
     counts, widths = {}, {}
-    selected = layer.selected_chunks()
-    mean, se = widths_lib.ablation_values(trainer.model, sample, trainer.label, config.chunk_size)
-    if config.chunk_significance > 0:
-        selected = widths_lib.drop_idle_chunks(selected, mean, se, config.chunk_significance)
+    mean, se = width_value.ablation_values(trainer.model, sample, trainer.label, config.chunk_size)
+    selected = width_value.drop_idle_chunks(
+        layer.selected_chunks(), mean, se, config.chunk_significance
+    )
+    # Most valuable first: a width cut (rounding, memory) then drops the weakest chunks.
+    selected = {n: sorted(c, key=lambda k, n=n: (-mean[n][k], k)) for n, c in selected.items()}
     for name, chunks in selected.items():
         full = layer.features[name].embedding_dim
         widths[name] = target_width(len(chunks) * config.chunk_size, full, config)
@@ -64,6 +66,7 @@ def _finalise_widths(
         )
     for name, width in widths.items():
         counts[name] = width // config.chunk_size
+    widths_lib.rank_selected_chunks(layer, selected)
     layer.set_chunk_counts(counts)
     return widths
 

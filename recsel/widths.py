@@ -230,41 +230,30 @@ def chunk_values(model, names: list[str], chunk_size: int) -> dict[str, np.ndarr
     return out
 
 
-def drop_idle_chunks(
-    selected: dict[str, list[int]],
-    mean: dict[str, np.ndarray],
-    se: dict[str, np.ndarray],
-    significance: float,
-) -> dict[str, list[int]]:
-    """Drops selected chunks whose held-out value is not ``significance`` standard errors
-    above zero (``ablation_values``).
-
-    Each feature keeps its most valuable selected chunk whatever its value: dropping a
-    feature is the feature gates' decision, not the widths'.
+def rank_selected_chunks(layer, ranked: dict[str, list[int]]) -> None:
+    """Reorders the chunk selection so each feature's chunks in ``ranked`` come first,
+    in that order: ``set_chunk_counts`` keeps a feature's *earliest* selected chunks, so
+    a width cut then drops its least valuable ones, not its latest.
 
     Args:
-        selected: Per feature, its selected chunk positions.
-        mean: Per feature, the mean loss increase of ablating each chunk.
-        se: Per feature, that increase's standard error.
-        significance: Standard errors a chunk's value must exceed (0: keep positive ones).
-
-    Returns:
-        Per feature, the chunk positions kept (in the given order).
+        layer: The ``SequentialAttentionEmbedding``.
+        ranked: Per feature, selected chunk positions (0-based within the feature), most
+            valuable first; its other selected chunks follow them.
 
     Example:
-        >>> drop_idle_chunks({"a": [0, 1]}, {"a": np.array([0.05, 1e-4])},
-        ...                  {"a": np.array([0.01, 1e-3])}, 2.0)
-        {'a': [0]}
+        >>> rank_selected_chunks(layer, {"user_id": [2, 0]})
     """
-    out = {}
-    for name, chunks in selected.items():
-        if not chunks:
-            out[name] = []
-            continue
-        value, error = mean[name], se[name]
-        best = max(chunks, key=lambda c: value[c])
-        out[name] = [c for c in chunks if c == best or value[c] > max(significance * error[c], 0.0)]
-    return out
+    att = layer.chunk_attention
+    order = att.selected_indices()
+    queues = {}
+    for name, chunks in ranked.items():
+        ids = layer.chunks_of(name)
+        first = [ids[c] for c in chunks]
+        queues[name] = first + [g for g in order if g in ids and g not in first]
+    owner = {g: n for n, q in queues.items() for g in q}
+    new_order = [queues[owner[g]].pop(0) if g in owner else g for g in order]
+    padded = new_order + [-1] * (layer.num_chunks - len(new_order))
+    att.order.assign(np.asarray(padded, np.int32))
 
 
 def trim_to_memory_budget(
@@ -323,73 +312,3 @@ def trim_to_memory_budget(
         widths[best] -= chunk_size
     return widths
 
-
-def _log_loss_rows(model, embedded: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-row log loss of the ranker's tower on an embedding matrix."""
-    from recsel._explain import _head
-
-    logits = _head(model, embedded).numpy()[:, 0].astype(np.float64)
-    # log(1 + e^-z) for positives, log(1 + e^z) for negatives, without overflow.
-    return np.logaddexp(0.0, np.where(labels > 0.5, -logits, logits))
-
-
-def ablation_values(
-    model, sample, label: str, chunk_size: int, max_floats: int = 8_000_000
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Held-out value of every selected chunk: the validation log-loss increase when the
-    chunk's columns are replaced by their mean (all other selected chunks kept).
-
-    Energy at the first layer (``chunk_values``) is fitted on training rows, so it counts
-    the noise that rows seen a few times carry as value: on planted-width data (seed 0)
-    a width-1 additive table's second direction outweighed a rank-8 table's. A direction
-    that only fits noise does not lower the loss on rows the model has not trained on.
-    Mean ablation, not zeroing, is what a narrower table offers (the bias absorbs a
-    constant). The ablated copies are scored in a few large tower calls.
-
-    Args:
-        model: A ``Ranker`` around a ``SequentialAttentionEmbedding`` (any tower).
-        sample: Cleaned validation rows (``recsel._explain.validation_sample``).
-        label: Label column of ``sample``.
-        chunk_size: Columns per chunk.
-        max_floats: Largest ablated batch (rows x columns) scored in one tower call.
-
-    Returns:
-        ``(mean, standard_error)``: per selected feature, per chunk of its full width, the
-        mean per-row loss increase and its standard error (NaN for unselected chunks).
-
-    Example:
-        >>> mean, se = ablation_values(trainer.model, sample, "clicked", 8)
-        >>> keep = mean["user_id"] > 2 * se["user_id"]
-    """
-    from recsel.tabular import to_dataset
-
-    layer = model.embedding
-    labels = sample[label].to_numpy(np.float64)
-    hard = float(layer.hard_mask.numpy())
-    layer.hard_mask.assign(1.0)  # the pruned model's view: selected chunks only
-    try:
-        batches = to_dataset(sample, layer.features, None, 4096)
-        embedded = np.concatenate([layer(b, training=False).numpy() for b in batches])
-    finally:
-        layer.hard_mask.assign(hard)
-    rows = embedded.shape[0]
-    base = _log_loss_rows(model, embedded, labels)
-    means = embedded.mean(axis=0)
-    jobs, mean, se = [], {}, {}
-    for name, chunks in layer.selected_chunks().items():
-        columns = _feature_columns(layer, name)
-        n_chunks = -(-columns.size // chunk_size)
-        mean[name], se[name] = np.full(n_chunks, np.nan), np.full(n_chunks, np.nan)
-        jobs += [(name, c, columns[c * chunk_size : (c + 1) * chunk_size]) for c in chunks]
-    per_call = max(1, max_floats // max(1, embedded.size))
-    for start in range(0, len(jobs), per_call):
-        group = jobs[start : start + per_call]
-        ablated = np.tile(embedded, (len(group), 1))
-        for j, (_, _, cols) in enumerate(group):
-            ablated[j * rows : (j + 1) * rows, cols] = means[cols]
-        losses = _log_loss_rows(model, ablated, np.tile(labels, len(group)))
-        for j, (name, c, _) in enumerate(group):
-            delta = losses[j * rows : (j + 1) * rows] - base
-            mean[name][c] = float(delta.mean())
-            se[name][c] = float(delta.std(ddof=1) / np.sqrt(rows)) if rows > 1 else np.inf
-    return mean, se
