@@ -255,7 +255,10 @@ def select(
             embedding_bytes=embedding_bytes(kept),
             **trainer.evaluate(pruned, kept),
         )
-        curves[index] = _explain.prefix_curve(pruned, kept, record.selected, sample, features.label)
+        if not keep_all:  # widths only: every feature is in, in spec order; no curve to show
+            curves[index] = _explain.prefix_curve(
+                pruned, kept, record.selected, sample, features.label
+            )
         if budget_controller is not None:
             budget_controller.measure_round(record, pruned, kept)
         rounds.append(record)
