@@ -10,23 +10,25 @@ import tensorflow as tf
 import tf_keras
 from scipy.stats import spearmanr
 
-from recsel.config import SelectionConfig
 from recsel.data.planted_widths import make_planted_widths
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.inference import infer_feature_set
-from recsel.layer import SequentialAttentionEmbedding
-from recsel.model import Ranker
-from recsel.outputs import write_outputs
-from recsel.selection import select
-from recsel.tabular import split_frame, validate_frame
-from recsel.width_value import ablation_values, drop_idle_chunks
-from recsel.widths import (
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.model.layer import SequentialAttentionEmbedding
+from recsel.model.ranker import Ranker
+from recsel.outputs.write import write_outputs
+from recsel.selection.driver import select
+from recsel.selection.width_value import ablation_values, drop_idle_chunks
+from recsel.selection.widths import (
     align_principal_axes,
     chunk_values,
     first_dense,
     principal_rotation,
+    rank_selected_chunks,
     trim_to_memory_budget,
 )
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 
 def _prepared(frame, label, embedding_dim, min_count=5):
@@ -171,6 +173,16 @@ def test_ablation_values_find_the_chunk_the_tower_does_not_read():
             np.testing.assert_allclose(mean_t[name], mean[name], rtol=1e-4, atol=1e-6)
             np.testing.assert_allclose(se_t[name], se[name], rtol=1e-4, atol=1e-6)
     assert float(layer.hard_mask.numpy()) == 0.0  # the gates are as they were
+
+
+def test_a_width_cut_keeps_the_chunks_ranked_most_valuable():
+    _, layer, _ = _small_model()
+    layer.feature_attention.force_select([0, 1])
+    layer.set_chunk_counts({"a": 2, "b": 2})
+    # Chunk 1 of a was worth more than chunk 0: cut to one chunk, a keeps chunk 1.
+    rank_selected_chunks(layer, {"a": [1], "b": [0, 1]})
+    layer.set_chunk_counts({"a": 1, "b": 2})
+    assert layer.selected_chunks() == {"a": [1], "b": [0, 1]}
 
 
 # ------------------------------------------------------------- end-to-end selections

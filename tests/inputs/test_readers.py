@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from recsel.features import FeatureSet, FeatureSpec
 from recsel.inputs import FileStream, StreamOptions
-from recsel.tabular import to_dataset
+from recsel.inputs.frame_dataset import to_dataset
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 ROWS_PER_SHARD = 300
 SHARDS = 3
