@@ -79,10 +79,7 @@ def train_round(
     new = [n for n in layer.selected_features() if n not in before]
     widths_lib.align_principal_axes(trainer.model, new)
     # The rotated chunks are new candidates: their logits start level.
-    chunks = [c for n in new for c in layer.chunks_of(n)]
-    logits = layer.chunk_attention.logits.numpy()
-    logits[chunks] = 0.0
-    layer.chunk_attention.logits.assign(logits)
+    layer.chunk_attention.reset_logits([c for n in new for c in layer.chunks_of(n)])
     if steps > split:
         # Checkpoints record the steps done in the round, so count the first call's too.
         provider = trainer.state_provider
