@@ -15,14 +15,14 @@ Two steps around the chunk phase of ``select()``:
   which is what chunk attention can then see.
 * **Memory budget on widths.** ``trim_to_memory_budget`` removes chunks, lowest value
   per byte first, where a chunk's bytes are ``rows x chunk_size x 4`` and its value is
-  its measured contribution to the tower's first-layer input. At equal value the
+  its held-out loss increase when ablated (``recsel.selection.width_value``). At equal value the
   biggest table's chunks cost the most bytes, so it shrinks first, and features are
   only lost when every kept table is at its minimum width (the budget controller then
   keeps fewer features).
 
 Example:
     >>> align_principal_axes(trainer.model, ["user_id", "movie_id"])
-    >>> widths = trim_to_memory_budget(widths, features, 2**20, chunk_values, 8, min_widths)
+    >>> widths = trim_to_memory_budget(widths, features, 2**20, values, 8, min_widths)
 """
 
 from __future__ import annotations
@@ -192,8 +192,12 @@ def align_principal_axes(model, names: list[str]) -> dict[str, np.ndarray]:
 
 
 def chunk_values(model, names: list[str], chunk_size: int) -> dict[str, np.ndarray]:
-    """Measured value of each chunk of the named features: its usage-weighted energy at
+    """Energy of each chunk of the named features: its usage-weighted contribution to
     the tower's first layer, ``sum_rows w ||E[row, chunk] W[chunk]||^2``.
+
+    Fitted on training rows, it counts noise as value, so widths are no longer chosen by
+    it (``recsel.selection.width_value`` measures held-out value); it shows what the
+    principal-axis rotation orders.
 
     Args:
         model: A ``Ranker`` around a ``SequentialAttentionEmbedding``.
@@ -275,7 +279,7 @@ def trim_to_memory_budget(
         widths: Chosen width per kept feature (multiples of ``chunk_size``).
         features: The candidates (table rows).
         budget_bytes: Memory budget for all kept tables.
-        values: Per feature, the values of its kept chunks (from ``chunk_values``).
+        values: Per feature, the values of its kept chunks (held-out, ``width_value``).
         chunk_size: Columns per chunk.
         min_widths: Smallest allowed width per feature.
 
@@ -309,4 +313,3 @@ def trim_to_memory_budget(
             break
         widths[best] -= chunk_size
     return widths
-
