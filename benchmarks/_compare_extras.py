@@ -9,10 +9,10 @@ import time
 import numpy as np
 
 from benchmarks import baselines as bl
-from recsel.config import SelectionConfig
-from recsel.layer import PrunedEmbedding
-from recsel.model import Ranker
-from recsel.selection import select
+from recsel.model.layer import PrunedEmbedding
+from recsel.model.ranker import Ranker
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
 
 BASELINES = (
     "random", "mutual_information", "l1_gate", "permutation", "tree_importance", "greedy",
@@ -160,8 +160,8 @@ def budget_comparison(data, settings, reference_model, orders, seed, downstream)
     Example:
         >>> budget_comparison(data, settings, full_model, {"greedy": path.order}, 0, downstream)
     """
-    from recsel.budget import BudgetError
     from recsel.cost import measure_model_latency
+    from recsel.selection.budget import BudgetError
 
     features, workdir = data.features, tempfile.mkdtemp(prefix="recsel-bench-latency-")
 

@@ -57,8 +57,8 @@ def graph_ops(function, *args) -> int:
 
 def _prepare(path: str, label: str, seed: int):
     """(train, valid, features) as ``recsel select`` prepares a Parquet file (defaults)."""
-    from recsel.inference import DEFAULT_MIN_COUNT
     from recsel.inputs.arrow_table import prepare_table
+    from recsel.inputs.inference import DEFAULT_MIN_COUNT
 
     inputs = prepare_table(
         path, label, validation_fraction=0.2, seed=seed, embedding_dim=16,
@@ -71,7 +71,7 @@ def _timed_train_fn(train_fn, iterator, record: dict, multi_step: bool = False):
     """Traces ``train_fn`` now (timed, op-counted), then times each later call's end.
 
     With ``multi_step`` it is the selection trainer's ``train(iterator, steps)``
-    (``recsel.training.multi_step_train_function``), which runs up to
+    (``recsel.selection.trainer.multi_step_train_function``), which runs up to
     ``MAX_STEPS_PER_CALL`` steps per compiled call, so a call is not a step; otherwise a
     Keras ``train(iterator)`` of one step.
     """
@@ -129,7 +129,7 @@ def gated_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     import json
     import tempfile
 
-    import recsel.training as training
+    import recsel.selection.trainer as training
     from recsel import cli
 
     imported = _since_start()
@@ -167,8 +167,8 @@ def gated_point(path: str, label: str, k: int, seed: int = 0) -> dict:
 def _plain_model(features, config):
     import tf_keras
 
-    from recsel.layer import PrunedEmbedding
-    from recsel.model import Ranker
+    from recsel.model.layer import PrunedEmbedding
+    from recsel.model.ranker import Ranker
 
     tf_keras.utils.set_random_seed(config.seed)
     model = Ranker(PrunedEmbedding(features, l2=config.l2), config.hidden_units, seed=config.seed)
@@ -186,7 +186,7 @@ def plain_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     Example:
         >>> plain_point("/tmp/wide_400.parquet", "label", 8)["median_step_ms"]
     """
-    from recsel.config import SelectionConfig
+    from recsel.spec.config import SelectionConfig
 
     imported = _since_start()
     train, valid, features = _prepare(path, label, seed)
@@ -214,9 +214,9 @@ def steps_point(
     import tf_keras
 
     from benchmarks.layer_overhead import _block
-    from recsel.config import SelectionConfig
-    from recsel.layer import SequentialAttentionEmbedding
-    from recsel.model import Ranker
+    from recsel.model.layer import SequentialAttentionEmbedding
+    from recsel.model.ranker import Ranker
+    from recsel.spec.config import SelectionConfig
 
     train, _, features = _prepare(path, label, seed)
     config = SelectionConfig(num_features=k, seed=seed)

@@ -140,8 +140,8 @@ def write_chunks(root: Path, chunk_rows: int, chunks: int, shape: dict) -> dict:
         ``{"features": path of features.json, "label": label, "generated": chunks written}``.
     """
     from recsel.data.synthetic import make_synthetic
-    from recsel.inference import infer_feature_set
-    from recsel.tabular import validate_frame
+    from recsel.inputs.inference import infer_feature_set
+    from recsel.inputs.tabular import validate_frame
 
     root.mkdir(parents=True, exist_ok=True)
     generated, label = 0, None

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsel.features import FeatureSet
+from recsel.spec.features import FeatureSet
 
 # Ginart et al. report alpha in [0.1, 0.5] working; 0.3 is their middle setting.
 MIXED_DIM_ALPHA = 0.3

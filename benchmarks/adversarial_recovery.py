@@ -18,11 +18,12 @@ import warnings
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from benchmarks._common import machine, write_json
-from recsel.config import SelectionConfig
 from recsel.data.adversarial import VARIANTS, make_adversarial
-from recsel.inference import DEFAULT_MIN_COUNT, infer_feature_set
-from recsel.selection import select
-from recsel.tabular import split_frame, validate_frame
+from recsel.inputs.inference import DEFAULT_MIN_COUNT, infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
 
 MODES = ("count", "budget")
 ROOMY_FRACTION = 0.9

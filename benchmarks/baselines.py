@@ -34,10 +34,10 @@ import tf_keras
 from sklearn.feature_selection import mutual_info_classif
 
 from benchmarks.datasets import TrainProtocol, evaluate, fit, predict, score, train_ranker
-from recsel.embedding import FeatureEmbedding
-from recsel.features import FeatureSet
-from recsel.model import Ranker
-from recsel.tabular import to_numpy_inputs
+from recsel.inputs.frame_dataset import to_numpy_inputs
+from recsel.model.embedding import FeatureEmbedding
+from recsel.model.ranker import Ranker
+from recsel.spec.features import FeatureSet
 
 # The training protocol lives with the data; re-exported so ``bl.train_ranker`` etc. work.
 __all__ = [

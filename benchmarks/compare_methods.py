@@ -30,8 +30,8 @@ from benchmarks._compare_extras import (
     targets,
 )
 from benchmarks.datasets import BenchData, load_dataset, planted_metrics
-from recsel.config import SelectionConfig
-from recsel.selection import select
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
 
 
 @dataclasses.dataclass

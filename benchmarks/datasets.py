@@ -30,11 +30,13 @@ import tf_keras
 from sklearn.metrics import log_loss, roc_auc_score
 
 from recsel.data.synthetic import SyntheticData, make_synthetic
-from recsel.features import FeatureSet
-from recsel.inference import infer_feature_set
-from recsel.layer import PrunedEmbedding
-from recsel.model import Ranker
-from recsel.tabular import split_frame, to_dataset, to_numpy_inputs, validate_frame
+from recsel.inputs.frame_dataset import to_dataset, to_numpy_inputs
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.model.layer import PrunedEmbedding
+from recsel.model.ranker import Ranker
+from recsel.spec.features import FeatureSet
 
 DATASETS = ("synthetic", "adult", "movielens")
 TEST_FRACTION = 0.2
@@ -291,7 +293,7 @@ def predict(model: tf_keras.Model, inputs: dict) -> np.ndarray:
 
     Args:
         model: A ranker returning logits ``[rows, 1]``.
-        inputs: ``recsel.tabular.to_numpy_inputs`` of the rows.
+        inputs: ``recsel.inputs.frame_dataset.to_numpy_inputs`` of the rows.
 
     Example:
         >>> predict(model, to_numpy_inputs(valid, features))[:3]

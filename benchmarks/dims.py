@@ -30,11 +30,11 @@ from benchmarks import _width_rules as rules
 from benchmarks import baselines as bl
 from benchmarks._common import machine, write_json
 from benchmarks.datasets import BenchData, _finish, load_dataset
-from recsel.config import SelectionConfig
 from recsel.data.planted_widths import PlantedWidthData, make_planted_widths
-from recsel.features import FeatureSet
-from recsel.inference import heuristic_dim
-from recsel.selection import select
+from recsel.inputs.inference import heuristic_dim
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet
 
 FULL_WIDTH = {"planted": 16, "adult": 32, "movielens": 32}
 # Planted widths are small (the ReLU tower learns only a few directions of a product

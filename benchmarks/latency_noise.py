@@ -32,9 +32,9 @@ import numpy as np
 from benchmarks._common import machine, write_json
 from recsel.cost import load_serving_target, measure_interleaved, measure_latency
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.layer import PrunedEmbedding
-from recsel.model import Ranker
+from recsel.inputs.inference import infer_feature_set
+from recsel.model.layer import PrunedEmbedding
+from recsel.model.ranker import Ranker
 
 BATCH = 512
 LOADS = {

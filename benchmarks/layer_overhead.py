@@ -20,10 +20,11 @@ import tf_keras
 
 from benchmarks._common import machine, write_json
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.layer import PrunedEmbedding, SequentialAttentionEmbedding
-from recsel.model import Ranker
-from recsel.tabular import to_dataset, validate_frame
+from recsel.inputs.frame_dataset import to_dataset
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.tabular import validate_frame
+from recsel.model.layer import PrunedEmbedding, SequentialAttentionEmbedding
+from recsel.model.ranker import Ranker
 
 
 def _train_function(embedding, features, frame, label, batch_size):

@@ -13,11 +13,12 @@ import time
 
 import recsel  # noqa: F401
 from benchmarks._common import machine, write_json
-from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.selection import select
-from recsel.tabular import split_frame, validate_frame
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
 
 
 def run_seed(seed: int, rows: int, logit_scale: float) -> dict:

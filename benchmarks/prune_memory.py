@@ -29,7 +29,7 @@ import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
 from recsel.atomic import atomic_write_text
 from recsel.data.shards import write_shards
 from recsel.data.synthetic import make_synthetic
-from recsel.result import RoundRecord, SelectionResult
+from recsel.spec.result import RoundRecord, SelectionResult
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "prune_memory.json")
 

@@ -94,11 +94,12 @@ def measure_point(rows: int, candidates: int, seed: int = 0) -> dict:
     """
     import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
     from benchmarks.datasets import synthetic_shape
-    from recsel.config import SelectionConfig
     from recsel.data.synthetic import make_synthetic
-    from recsel.inference import infer_feature_set
-    from recsel.selection import select
-    from recsel.tabular import split_frame, validate_frame
+    from recsel.inputs.inference import infer_feature_set
+    from recsel.inputs.splits import split_frame
+    from recsel.inputs.tabular import validate_frame
+    from recsel.selection.driver import select
+    from recsel.spec.config import SelectionConfig
 
     shape = synthetic_shape(candidates)
     data = make_synthetic(n_rows=rows, seed=seed, **shape)

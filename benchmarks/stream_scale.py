@@ -94,17 +94,17 @@ class _Phases:
     """Wall time per phase of ``select()``, by wrapping the functions that make it up."""
 
     TARGETS = (
-        ("recsel.selection", None, "_prepare", "prepare"),
-        ("recsel.training", "SelectionTrainer", "__init__", "build"),
-        ("recsel.training", "SelectionTrainer", "restore", "restore"),
-        ("recsel.training", "SelectionTrainer", "clear_checkpoints", "clear_checkpoints"),
-        ("recsel.selection", None, "prune_ranker", "prune"),
-        ("recsel.training", "SelectionTrainer", "train", "train"),
-        ("recsel.training", "SelectionTrainer", "save", "checkpoint"),
-        ("recsel.training", "SelectionTrainer", "evaluate", "evaluate"),
-        ("recsel._explain", None, "validation_sample", "validation_sample"),
-        ("recsel._explain", None, "prefix_curve", "feature_curve"),
-        ("recsel._explain", None, "dropped_reasons", "dropped_reasons"),
+        ("recsel.selection.driver", None, "prepare_run", "prepare"),
+        ("recsel.selection.trainer", "SelectionTrainer", "__init__", "build"),
+        ("recsel.selection.trainer", "SelectionTrainer", "restore", "restore"),
+        ("recsel.selection.trainer", "SelectionTrainer", "clear_checkpoints", "clear_checkpoints"),
+        ("recsel.selection.rounds", None, "prune_ranker", "prune"),
+        ("recsel.selection.trainer", "SelectionTrainer", "train", "train"),
+        ("recsel.selection.trainer", "SelectionTrainer", "save", "checkpoint"),
+        ("recsel.selection.trainer", "SelectionTrainer", "evaluate", "evaluate"),
+        ("recsel.selection.explain", None, "validation_sample", "validation_sample"),
+        ("recsel.selection.explain", None, "prefix_curve", "feature_curve"),
+        ("recsel.selection.explain", None, "dropped_reasons", "dropped_reasons"),
     )
 
     def __init__(self):
@@ -115,9 +115,9 @@ class _Phases:
             module = importlib.import_module(module_name)
             owner = getattr(module, owner_name) if owner_name else module
             setattr(owner, attr, self._timed(getattr(owner, attr), phase))
-        import recsel.selection as selection  # it imported _explain's functions by module
+        import recsel.selection.driver as selection  # it imported _explain's functions by module
 
-        assert selection._explain is importlib.import_module("recsel._explain")
+        assert selection._explain is importlib.import_module("recsel.selection.explain")
 
     def _timed(self, function, phase: str):
         def timed(*args, **kwargs):
@@ -137,9 +137,9 @@ def _plain_fit(train, features, config, steps: int) -> tuple[float, float, int]:
     building included, as ``select()``'s are) and its state bytes."""
     import tf_keras
 
-    from recsel.layer import PrunedEmbedding
-    from recsel.model import Ranker
-    from recsel.training import MAX_STEPS_PER_CALL
+    from recsel.model.layer import PrunedEmbedding
+    from recsel.model.ranker import Ranker
+    from recsel.selection.trainer import MAX_STEPS_PER_CALL
 
     started, cpu = time.perf_counter(), time.process_time()  # building counts, as in select()
     tf_keras.utils.set_random_seed(SEED)
@@ -161,7 +161,7 @@ def _plain_fit(train, features, config, steps: int) -> tuple[float, float, int]:
 
 def _select_once(train, valid, features, config) -> dict:
     """One timed ``select()`` with its own checkpoint directory (polled for the size)."""
-    from recsel.selection import select
+    from recsel.selection.driver import select
 
     checkpoints = Path(tempfile.mkdtemp(prefix="stream-ckpt-"))
     watcher = _CheckpointWatcher(checkpoints)
@@ -183,9 +183,9 @@ def _select_once(train, valid, features, config) -> dict:
 def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
     """One point, in this (fresh) process: select() then the plain fit, same stream
     (twice each, select-plain-plain-select, for points of at most ``REPEAT_MAX_ROWS``)."""
-    from recsel.config import SelectionConfig
-    from recsel.features import FeatureSet
     from recsel.inputs import FileStream, StreamOptions
+    from recsel.spec.config import SelectionConfig
+    from recsel.spec.features import FeatureSet
 
     phases = _Phases()
     base = Path(root)

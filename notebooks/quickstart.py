@@ -42,19 +42,25 @@ import tf_keras
 from IPython.display import HTML, display
 
 from recsel.atomic import read_text
-from recsel.budget import BudgetError
+from recsel.selection.budget import BudgetError
 from recsel.cost import calibrate
 from recsel.data.public import load_movielens_100k
-from recsel.inference import heuristic_dim, infer_feature_set
-from recsel.outputs import write_outputs
-from recsel.serving import (
+from recsel.inputs.inference import heuristic_dim, infer_feature_set
+from recsel.outputs.write import write_outputs
+from recsel.model.serving import (
     export_saved_model,
     load_serving_fn,
     predict_examples,
     serialize_examples,
 )
-from recsel.tabular import split_frame, to_dataset, to_numpy_inputs, validate_frame
-from recsel.tpu import read_embedding_config, to_keras_rs_config, to_tpu_feature_configs
+from recsel.inputs.tabular import validate_frame
+from recsel.inputs.splits import split_frame
+from recsel.inputs.frame_dataset import to_dataset, to_numpy_inputs
+from recsel.outputs.embedding_config import (
+    read_embedding_config,
+    to_keras_rs_config,
+    to_tpu_feature_configs,
+)
 
 SMALL = os.environ.get("RECSEL_NOTEBOOK_SMALL") == "1"
 RUN_DIR = pathlib.Path("runs") / "quickstart"
@@ -327,7 +333,7 @@ for path in sorted(out_dir.iterdir()):
 # the selected features and the trained columns of their selected chunks: no gate variables,
 # no gate ops. The first dense layer keeps the kernel rows of those columns
 # (`selected_output_columns()`); the rest of the tower is unchanged. (For recsel's own
-# `Ranker`, `recsel.model.prune_ranker` does both steps.) We prune the TFRS ranker of step
+# `Ranker`, `recsel.model.ranker.prune_ranker` does both steps.) We prune the TFRS ranker of step
 # 2 and check it scores exactly as the frozen gated model.
 
 # %%
@@ -440,5 +446,5 @@ HTML(
 # * In a TFX pipeline, the `SequentialAttentionSelector` component sits between `SchemaGen`
 #   and `Transform` and writes the same outputs (`pipelines/local_pipeline.py`).
 # * Retrain your production model on the kept features at the chosen widths
-#   (`recsel.outputs.kept_features(result, features)`); `schema.pbtxt` tells Transform and
+#   (`recsel.outputs.write.kept_features(result, features)`); `schema.pbtxt` tells Transform and
 #   TFDV which features remain.

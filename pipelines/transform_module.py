@@ -31,7 +31,7 @@ import tensorflow_transform as tft
 ID_SUFFIX = "__id"
 Z_SUFFIX = "__z"
 BUCKET_SUFFIX = "__bucket"
-# recsel.schema_io bucketizes numerics into at most 16 quantile buckets; match it.
+# recsel.inputs.schema_io bucketizes numerics into at most 16 quantile buckets; match it.
 NUM_BUCKETS = 16
 
 

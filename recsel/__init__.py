@@ -11,13 +11,13 @@ from recsel._env import ensure_legacy_keras
 ensure_legacy_keras()
 
 from recsel._env import skip_autograph_for_keras2
-from recsel._version import __version__
-from recsel.config import SelectionConfig
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.layer import PrunedEmbedding, SequentialAttentionEmbedding
-from recsel.result import SelectionResult
-from recsel.selection import select
+from recsel.model.layer import PrunedEmbedding, SequentialAttentionEmbedding
+from recsel.selection.driver import select
 from recsel.sequential_attention import SequentialAttention
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet, FeatureSpec
+from recsel.spec.result import SelectionResult
+from recsel.version import __version__
 
 skip_autograph_for_keras2()
 

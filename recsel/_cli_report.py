@@ -1,6 +1,6 @@
 """``recsel report OUTPUT_DIR``: the summary of a finished selection and its report's path.
 
-Works on the three layouts recsel writes (see ``recsel.outputs.find_selections``): the
+Works on the three layouts recsel writes (see ``recsel.outputs.write.find_selections``): the
 CLI's ``--output-dir``, the ensemble job's (plus ``ensemble.json``) and a TFX run's
 selector artifact, found below the pipeline's output directory.
 
@@ -37,10 +37,10 @@ def run_report(args: argparse.Namespace) -> int:
     Raises:
         FileNotFoundError: No ``selection.json`` in or below the directory.
     """
-    from recsel._explain import dropped_reasons
     from recsel.atomic import read_text
-    from recsel.outputs import REPORT_FILE, SELECTION_FILE, find_selections
-    from recsel.result import SelectionResult
+    from recsel.outputs.write import REPORT_FILE, SELECTION_FILE, find_selections
+    from recsel.selection.explain import dropped_reasons
+    from recsel.spec.result import SelectionResult
 
     found = find_selections(args.output_dir)
     if not found:

@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _select_and_write(args: argparse.Namespace, config, inputs, strategy=None):
     """The shared tail of both commands: one ``select()``, one output writer, a summary."""
-    from recsel.outputs import write_outputs
-    from recsel.selection import select
+    from recsel.outputs.write import write_outputs
+    from recsel.selection.driver import select
 
     result = select(
         inputs.train,
@@ -122,8 +122,8 @@ def run_select(args: argparse.Namespace) -> int:
     import tempfile
 
     from recsel.atomic import check_output_dir
-    from recsel.features import FeatureSet
     from recsel.inputs.prepare import InputOptions, prepare
+    from recsel.spec.features import FeatureSet
 
     # A multi-worker strategy must exist before TensorFlow runs its first op.
     strategy = _make_strategy(args.strategy)
@@ -189,9 +189,9 @@ def _worker(strategy) -> tuple[int, int]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from recsel import tabular
     from recsel.atomic import check_output_dir
     from recsel.data.synthetic import make_synthetic
+    from recsel.inputs import splits, tabular
     from recsel.inputs.prepare import InputOptions, Inputs, build_features
 
     config = config_from_args(args)
@@ -203,7 +203,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{len(data.noise)} noise of which {len(data.traps)} ID-like traps)."
     )
     options = InputOptions.from_values(data.label, params.values_from_args(args), seed=args.seed)
-    train, valid = tabular.split_frame(data.frame, options.validation_fraction, args.seed)
+    train, valid = splits.split_frame(data.frame, options.validation_fraction, args.seed)
     features = build_features(options, frame=train)
     train = tabular.validate_frame(train, features, data.label)
     valid = tabular.validate_frame(valid, features, data.label)

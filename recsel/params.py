@@ -26,8 +26,8 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from recsel.config import SelectionConfig
-from recsel.units import (  # noqa: F401  (the parsers are part of the parameter surface)
+from recsel.spec.config import SelectionConfig
+from recsel.spec.units import (  # noqa: F401  (the parsers are part of the parameter surface)
     LatencyBudget,
     parse_latency_budget,
     parse_latency_ms,
@@ -168,10 +168,35 @@ PARAMS: tuple[Param, ...] = (
     Param("train_steps", "Training steps of the whole run (overrides --epochs)."),
     Param("learning_rate", f"Selection-model learning rate {_K}."),
     Param("seed", f"Seed of the selection run {_K}."),
+    # ---- the selection model and schedule (advanced: the defaults are measured)
+    Param("dim_fraction", f"Without a budget, share of a kept feature's chunks kept {_K}."),
+    Param(
+        "chunk_value_tolerance", "Drop a kept feature's chunk that carries under this share "
+        f"of its value {_K}.",
+    ),
+    Param("warmup_fraction", f"Leading share of the first round with every gate at 1 {_K}."),
+    Param("chunk_phase_fraction", f"Trailing share of each round that chooses widths {_K}."),
+    Param("finetune_steps", f"Hard-gated fine-tuning steps at the end of each round {_K}."),
+    Param("l2", f"L2 penalty on looked-up embedding rows {_K}."),
+    Param("logit_scale", f"Attention logit multiplier {_K}."),
+    Param("features_per_round", "Features selected per round under a budget (default: planned)."),
+    Param(
+        "cost_rule", "Under a budget: choose by attention weight among the candidates that "
+        f"fit (weight), or weight per unit cost (ratio) {_K}.", choices=("weight", "ratio"),
+    ),
+    Param(
+        "plateau_tolerance", "Under a budget, the validation AUC a round's new features must add "
+        f"{_K}.",
+    ),
+    Param(
+        "plateau_patience", "Under a budget, stop after this many rounds in a row add less "
+        f"{_K}.",
+    ),
+    Param("log_every", f"Record the attention trajectory every this many steps {_K}."),
     Param(
         "tower",
         "Custom selection tower: 'file.py:function' or 'package.module:function' returning "
-        "a tf_keras layer from the embedding vector to one logit (see recsel.tower).",
+        "a tf_keras layer from the embedding vector to one logit (see recsel.model.tower).",
         kind=str, surfaces=frozenset({CLI, BEAM}), metavar="SPEC",
     ),  # TFX names it with module_file / module_path / tower_fn, as Trainer does
     # ---- candidates
@@ -185,7 +210,7 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "vocabulary_min_count",
         "Vocabulary frequency threshold of inferred features: values seen fewer times in "
-        "training map to OOV (default 5, recsel.inference.DEFAULT_MIN_COUNT; 1 keeps every "
+        "training map to OOV (default 5, recsel.inputs.inference.DEFAULT_MIN_COUNT; 1 keeps every "
         "value). Rare values can only be memorised, which lets ID-like columns win selection.",
         group=FEATURES, kind=int, default=5, minimum=1, flag="--min-count",
     ),

@@ -213,6 +213,19 @@ class SequentialAttention(tf.Module):
                 self.order[int(self.num_selected.numpy())].assign(index)
                 self.num_selected.assign_add(1)
 
+    def set_selection(self, order: list[int]) -> None:
+        """Replaces the selection with ``order`` (indices, in selection order).
+
+        Used to apply width rounding and clipping: the caller decides which chunks stay,
+        and the three selection variables change together here, never from outside.
+        """
+        mask = np.zeros([self.num_candidates], np.float32)
+        mask[order] = 1.0
+        padded = list(order) + [-1] * (self.num_candidates - len(order))
+        self.selected.assign(mask)
+        self.order.assign(np.asarray(padded, np.int32))
+        self.num_selected.assign(len(order))
+
     # ---------------------------------------------------------------- read-only views
     def selected_indices(self) -> list[int]:
         """Selected candidate indices, in selection order."""

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from benchmarks.adversarial_recovery import ROOMY_FRACTION, mode_config, prepared
-from recsel import budget as budget_module
-from recsel.config import SelectionConfig
 from recsel.cost import COEFFICIENTS, CostModel
 from recsel.data.adversarial import make_adversarial
-from recsel.selection import select
+from recsel.selection import budget as budget_module
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
 
 
 @pytest.fixture(scope="module")

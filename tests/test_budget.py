@@ -4,15 +4,16 @@ import types
 
 import pytest
 
-from recsel.budget import BudgetController, BudgetError
-from recsel.config import SelectionConfig
 from recsel.cost import COEFFICIENTS, CostModel
 from recsel.data.public import load_adult
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.result import RoundRecord
-from recsel.selection import select
-from recsel.tabular import split_frame, validate_frame
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.selection.budget import BudgetController, BudgetError
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
+from recsel.spec.result import RoundRecord
 
 GENEROUS_MS = 100.0  # far above any model here (a few ms), so machine noise cannot flake the test
 

@@ -4,12 +4,12 @@ import types
 
 import pytest
 
-from recsel.budget import BORDERLINE, BudgetController
-from recsel.config import SelectionConfig
+from recsel.cost.latency import LatencyStats
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.latency import LatencyStats
-from recsel.result import RoundRecord
+from recsel.inputs.inference import infer_feature_set
+from recsel.selection.budget import BORDERLINE, BudgetController
+from recsel.spec.config import SelectionConfig
+from recsel.spec.result import RoundRecord
 
 
 def _controller(measured_p50s: list[float]) -> tuple[BudgetController, list[int]]:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsel._redundancy import REDUNDANCY_THRESHOLD, redundancy
-from recsel.budget import BudgetController
-from recsel.config import SelectionConfig
-from recsel.result import RoundRecord
+from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, redundancy
+from recsel.selection.budget import BudgetController
+from recsel.spec.config import SelectionConfig
+from recsel.spec.result import RoundRecord
 
 
 def _controller(gains: list[float | None], **config) -> tuple[BudgetController, list]:
@@ -97,9 +97,9 @@ def test_redundancy_of_multivalent_cells():
 
 def test_output_bias_starts_at_the_training_base_rate():
     from recsel.data.adversarial import make_adversarial
-    from recsel.inference import infer_feature_set
-    from recsel.selection import _start_at_base_rate
-    from recsel.training import SelectionTrainer
+    from recsel.inputs.inference import infer_feature_set
+    from recsel.selection.setup import start_at_base_rate as _start_at_base_rate
+    from recsel.selection.trainer import SelectionTrainer
 
     data = make_adversarial(n_rows=4000, variant="rare", seed=0)
     frame = data.frame
@@ -149,7 +149,7 @@ def test_copies_of_a_kept_feature_are_found_and_recorded():
 
 
 def test_no_round_at_all_is_a_budget_error_not_an_index_error():
-    from recsel.budget import BudgetError
+    from recsel.selection.budget import BudgetError
 
     controller, _ = _controller([])
     with pytest.raises(BudgetError, match="No round ran"):
@@ -157,7 +157,7 @@ def test_no_round_at_all_is_a_budget_error_not_an_index_error():
 
 
 def test_a_column_the_lookup_maps_to_oov_is_constant_and_never_eligible():
-    from recsel.features import FeatureSet, FeatureSpec
+    from recsel.spec.features import FeatureSet, FeatureSpec
 
     frame = pd.DataFrame(
         {

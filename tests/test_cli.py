@@ -329,7 +329,7 @@ def test_report_command_without_a_selection(tmp_path, capsys):
 
 def test_min_count_flag_documents_the_inference_default():
     from recsel.cli import build_parser
-    from recsel.inference import DEFAULT_MIN_COUNT
+    from recsel.inputs.inference import DEFAULT_MIN_COUNT
 
     parser = build_parser()
     select_parser = parser._subparsers._group_actions[0].choices["select"]

@@ -17,7 +17,6 @@ import pytest
 import tensorflow as tf
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from recsel import cost
 from recsel.cost import (
     COEFFICIENTS,
     CostModel,
@@ -32,13 +31,14 @@ from recsel.cost import (
     measure_model_latency,
     plan_models,
 )
+from recsel.cost import calibration as cost
+from recsel.cost.latency import export_for_timing
 from recsel.data.synthetic import make_synthetic
-from recsel.features import FeatureSet
-from recsel.inference import infer_feature_set
-from recsel.latency import export_for_timing
-from recsel.layer import PrunedEmbedding
-from recsel.model import Ranker
-from recsel.serving import export_saved_model, load_serving_fn, serialize_examples
+from recsel.inputs.inference import infer_feature_set
+from recsel.model.layer import PrunedEmbedding
+from recsel.model.ranker import Ranker
+from recsel.model.serving import export_saved_model, load_serving_fn, serialize_examples
+from recsel.spec.features import FeatureSet
 
 HIDDEN = (64, 32)
 BATCH = 256

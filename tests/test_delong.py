@@ -1,10 +1,10 @@
-"""DeLong's paired AUC difference (recsel._delong), used by the budget's masked check."""
+"""DeLong's paired AUC difference (recsel.selection._delong), used by the budget's masked check."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from recsel._delong import paired_auc_gain
+from recsel.selection._delong import paired_auc_gain
 
 
 def _scores(seed: int, rows: int = 3000):

@@ -1,4 +1,4 @@
-"""recsel._explain: the masked validation curve equals zeroing the later features' tables."""
+"""recsel.selection.explain: the masked validation curve equals zeroing the later features' tables."""
 
 from pathlib import Path
 
@@ -7,13 +7,14 @@ import pytest
 import tf_keras
 from sklearn.metrics import roc_auc_score
 
-from recsel._explain import prefix_curve, validation_sample
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.layer import PrunedEmbedding
-from recsel.model import Ranker
-from recsel.tabular import to_dataset, validate_frame
-from recsel.tower import ExpandColumns
+from recsel.inputs.frame_dataset import to_dataset
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.tabular import validate_frame
+from recsel.model.layer import PrunedEmbedding
+from recsel.model.ranker import Ranker
+from recsel.model.tower import ExpandColumns
+from recsel.selection.explain import prefix_curve, validation_sample
 
 # Not Dense-first: pruned models of such towers read ExpandColumns' full-width vector.
 TOWER = f"{Path(__file__).parent / 'testdata' / 'towers.py'}:build_normalised_tower"

@@ -1,4 +1,4 @@
-"""Tests for recsel.inference: column kinds, vocabularies, numeric statistics, widths."""
+"""Tests for recsel.inputs.inference: column kinds, vocabularies, numeric statistics, widths."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import pyarrow as pa
 import pytest
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from recsel.features import FeatureSet
-from recsel.inference import DEFAULT_MIN_COUNT, heuristic_dim, infer_feature_set
-from recsel.layer import PrunedEmbedding
-from recsel.tabular import to_dataset, validate_frame
+from recsel.inputs.frame_dataset import to_dataset
+from recsel.inputs.inference import DEFAULT_MIN_COUNT, heuristic_dim, infer_feature_set
+from recsel.inputs.tabular import validate_frame
+from recsel.model.layer import PrunedEmbedding
+from recsel.spec.features import FeatureSet
 
 
 def _frame() -> pd.DataFrame:

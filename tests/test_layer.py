@@ -6,11 +6,16 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.layer import CUSTOM_OBJECTS, PrunedEmbedding, SequentialAttentionEmbedding
-from recsel.model import Ranker, prune_ranker
-from recsel.serving import export_saved_model, load_serving_fn, predict_examples, serialize_examples
-from recsel.tabular import to_dataset, to_numpy_inputs
+from recsel.inputs.frame_dataset import to_dataset, to_numpy_inputs
+from recsel.model.layer import CUSTOM_OBJECTS, PrunedEmbedding, SequentialAttentionEmbedding
+from recsel.model.ranker import Ranker, prune_ranker
+from recsel.model.serving import (
+    export_saved_model,
+    load_serving_fn,
+    predict_examples,
+    serialize_examples,
+)
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 FEATURES = FeatureSet(
     (

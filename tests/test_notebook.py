@@ -124,7 +124,7 @@ def _text(out: dict) -> str:
 def test_notebook_runs_in_small_mode(tmp_path, monkeypatch, this_python_kernel):
     from nbclient import NotebookClient
 
-    from recsel.result import SelectionResult
+    from recsel.spec.result import SelectionResult
 
     monkeypatch.setenv("RECSEL_NOTEBOOK_SMALL", "1")
     workdir = tmp_path / "work"

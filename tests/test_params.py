@@ -18,7 +18,7 @@ from pipelines import ensemble_job
 from recsel import params
 from recsel.beam.ensemble import EnsembleJob
 from recsel.cli import build_parser
-from recsel.config import SelectionConfig
+from recsel.spec.config import SelectionConfig
 from recsel.tfx import spec
 from recsel.tfx._params import parse_params
 from recsel.tfx.component import SequentialAttentionSelector, SequentialAttentionSelectorSpec

@@ -65,7 +65,9 @@ def test_quiet_keeps_recsel_warnings_and_drops_known_third_party_ones(restore_qu
     with warnings.catch_warnings(record=True) as caught:
         # catch_warnings(record=True) keeps the filters installed above.
         warnings.warn_explicit("old API", FutureWarning, "x.py", 1, module="google.api_core.x")
-        warnings.warn_explicit("budget too tight", UserWarning, "x.py", 1, module="recsel.budget")
+        warnings.warn_explicit(
+            "budget too tight", UserWarning, "x.py", 1, module="recsel.selection.budget"
+        )
     assert [str(w.message) for w in caught] == ["budget too tight"]
     _quiet.install(verbose=True)
     assert logging.getLogger("absl").level == logging.NOTSET

@@ -1,4 +1,4 @@
-"""Tests for recsel.report: the self-contained HTML selection report."""
+"""Tests for recsel.outputs.report.page: the self-contained HTML selection report."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.report import render_report, write_report
-from recsel.result import RoundRecord, SelectionResult
+from recsel.outputs.report.page import render_report, write_report
+from recsel.spec.features import FeatureSet, FeatureSpec
+from recsel.spec.result import RoundRecord, SelectionResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CORE_SECTIONS = ["summary", "order", "trajectories", "frontier", "widths", "cost_model"]
@@ -111,7 +111,7 @@ def _result(features: FeatureSet | None = None, order: dict[str, int] = ORDER) -
         rounds=rounds,
         metrics={"auc": rounds[-1].auc, "log_loss": rounds[-1].log_loss},
         trajectory=_trajectory(candidates, order),
-        cost_model={  # the shape of recsel.cost.CostModel.describe()
+        cost_model={  # the shape of recsel.cost.model.CostModel.describe()
             "version": 1,
             "coefficients": {"base_ms": 0.41, "per_feature_ms[categorical]": 0.12},
             "batch_size": 512,
@@ -323,11 +323,12 @@ def test_write_report_is_atomic_and_matches_render(tmp_path) -> None:
 
 @pytest.mark.slow  # select() itself takes ~30 s on a shared 2-core machine
 def test_report_of_a_real_selection(tmp_path) -> None:
-    from recsel.config import SelectionConfig
     from recsel.data import make_synthetic
-    from recsel.inference import infer_feature_set
-    from recsel.selection import select
-    from recsel.tabular import split_frame, validate_frame
+    from recsel.inputs.inference import infer_feature_set
+    from recsel.inputs.splits import split_frame
+    from recsel.inputs.tabular import validate_frame
+    from recsel.selection.driver import select
+    from recsel.spec.config import SelectionConfig
 
     data = make_synthetic(n_rows=3000, n_informative=3, n_duplicates=1, n_noise=4, n_traps=0)
     train, valid = split_frame(data.frame, 0.2, seed=0)
@@ -357,7 +358,7 @@ def _explained_result() -> SelectionResult:
     import numpy as np
     import pandas as pd
 
-    from recsel._explain import dropped_reasons
+    from recsel.selection.explain import dropped_reasons
 
     base = _result()
     rounds = list(base.rounds)
@@ -428,7 +429,7 @@ def test_id_like_columns_are_not_called_copies() -> None:
     import numpy as np
     import pandas as pd
 
-    from recsel._explain import copy_score
+    from recsel.selection.explain import copy_score
 
     rows = np.arange(3000)
     assert copy_score(pd.Series(rows), pd.Series(rows[::-1].astype(str))) is None

@@ -2,11 +2,12 @@
 
 import pytest
 
-from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.selection import select
-from recsel.tabular import split_frame, validate_frame
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
 
 
 class Preempted(RuntimeError):

@@ -2,8 +2,7 @@
 
 import pytest
 
-from recsel.config import SelectionConfig
-from recsel.schedule import (
+from recsel.selection.schedule import (
     FLOOR_BATCH_SIZE,
     MIN_BATCH_SIZE,
     MIN_STEPS_PER_FEATURE_EVENT,
@@ -12,6 +11,7 @@ from recsel.schedule import (
     plan_rounds,
     plan_schedule,
 )
+from recsel.spec.config import SelectionConfig
 
 
 def test_plentiful_rows_keep_the_batch_and_use_one_pass():

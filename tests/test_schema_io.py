@@ -1,4 +1,4 @@
-"""Tests for recsel.schema_io on real TFDV schemas/statistics and real TFMD protos."""
+"""Tests for recsel.inputs.schema_io on real TFDV schemas/statistics and real TFMD protos."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import schema_utils
 
-from recsel import schema_io
-from recsel.features import FeatureSet, FeatureSpec
+from recsel.inputs import schema_io
+from recsel.outputs import schema as pruned_schema
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 EXAMPLE = str(pathlib.Path(__file__).resolve().parent.parent / "schemas" / "example_schema.pbtxt")
 
@@ -127,7 +128,7 @@ def test_example_schema(tmp_path):
     assert features["hour"].kind == "numeric"  # int_domain without is_categorical
 
     out = str(tmp_path / "sub" / "schema.pbtxt")
-    schema_io.write_schema(schema, out)
+    pruned_schema.write_schema(schema, out)
     assert schema_io.read_schema(out) == schema
 
 
@@ -188,7 +189,7 @@ def test_prune_schema(tfdv_schema_and_stats):
     schema = schema_io.read_schema(EXAMPLE)
     before = schema.SerializeToString(deterministic=True)
     kept = ["country", "price"]
-    pruned = schema_io.prune_schema(schema, kept, "clicked")
+    pruned = pruned_schema.prune_schema(schema, kept, "clicked")
     assert schema.SerializeToString(deterministic=True) == before  # input untouched
     assert _spec_keys(pruned) == {"country", "price", "clicked"}
     old = {f.name: f for f in schema.feature}
@@ -207,13 +208,15 @@ def test_prune_schema(tfdv_schema_and_stats):
 
     # A SchemaGen schema without representation groups.
     tfdv_schema, _ = tfdv_schema_and_stats
-    pruned = schema_io.prune_schema(tfdv_schema, ["tags", "item_id"], "clicked")
+    pruned = pruned_schema.prune_schema(tfdv_schema, ["tags", "item_id"], "clicked")
     assert _spec_keys(pruned) == {"tags", "item_id", "clicked"}
 
 
 def test_prune_schema_keeps_groups_of_kept_features():
     schema = schema_io.read_schema(EXAMPLE)
-    pruned = schema_io.prune_schema(schema, ["genres", "coupon_index", "coupon_value"], "clicked")
+    pruned = pruned_schema.prune_schema(
+        schema, ["genres", "coupon_index", "coupon_value"], "clicked"
+    )
     assert set(pruned.tensor_representation_group) == {"", "coupons"}
     assert set(pruned.tensor_representation_group[""].tensor_representation) == {"genres"}
     assert pruned.sparse_feature[0].lifecycle_stage == schema.sparse_feature[0].lifecycle_stage
@@ -224,9 +227,9 @@ def test_prune_schema_keeps_groups_of_kept_features():
 def test_prune_schema_unknown_or_retired_feature():
     schema = schema_io.read_schema(EXAMPLE)
     with pytest.raises(ValueError, match=r"\['colour'\] are not in the schema.*country"):
-        schema_io.prune_schema(schema, ["country", "colour"], "clicked")
+        pruned_schema.prune_schema(schema, ["country", "colour"], "clicked")
     with pytest.raises(ValueError, match=r"\['legacy_score'\] are kept but not in production"):
-        schema_io.prune_schema(schema, ["country", "legacy_score"], "clicked")
+        pruned_schema.prune_schema(schema, ["country", "legacy_score"], "clicked")
 
 
 def test_schema_for_features_round_trip(tfdv_schema_and_stats):
@@ -236,7 +239,7 @@ def test_schema_for_features_round_trip(tfdv_schema_and_stats):
         (*features.features, FeatureSpec("shop", "categorical", dtype="int64", vocabulary=(3, 7))),
         features.label,
     )
-    fresh = schema_io.schema_for_features(features)
+    fresh = pruned_schema.schema_for_features(features)
     spec = schema_utils.schema_as_feature_spec(fresh).feature_spec
     assert set(spec) == {*features.names, "clicked"}
     assert isinstance(spec["tags"], tf.io.VarLenFeature) and spec["tags"].dtype == tf.string

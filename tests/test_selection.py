@@ -5,12 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
-from recsel.features import FeatureSet
-from recsel.inference import infer_feature_set
-from recsel.selection import select, target_width
-from recsel.tabular import split_frame, validate_frame
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet
+from recsel.spec.widths import target_width
 
 
 def _prepared(data, embedding_dim=16):

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from recsel.embedding import FeatureEmbedding, StackedEmbedding, stack_key
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.layer import PrunedEmbedding, SequentialAttentionEmbedding
-from recsel.tabular import to_numpy_inputs
+from recsel.inputs.frame_dataset import to_numpy_inputs
+from recsel.model.embedding import FeatureEmbedding, StackedEmbedding, stack_key
+from recsel.model.layer import PrunedEmbedding, SequentialAttentionEmbedding
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 SPECS = (
     FeatureSpec("country", "categorical", vocabulary=("de", "fr", "us"), embedding_dim=8),

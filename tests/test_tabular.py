@@ -1,4 +1,4 @@
-"""Tests for recsel.tabular: reading CSV/Parquet/TFRecord, validation, splitting, tf.data."""
+"""Tests for recsel.inputs.tabular: reading CSV/Parquet/TFRecord, validation, splitting, tf.data."""
 
 from __future__ import annotations
 
@@ -12,16 +12,11 @@ import pytest
 import tensorflow as tf
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.layer import PrunedEmbedding
-from recsel.tabular import (
-    MissingColumnError,
-    read_table,
-    split_frame,
-    to_dataset,
-    to_numpy_inputs,
-    validate_frame,
-)
+from recsel.inputs.frame_dataset import to_dataset, to_numpy_inputs
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import MissingColumnError, read_table, validate_frame
+from recsel.model.layer import PrunedEmbedding
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 FEATURES = FeatureSet(
     (

@@ -6,9 +6,10 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.layer import SequentialAttentionEmbedding
-from recsel.tabular import to_dataset, validate_frame
+from recsel.inputs.frame_dataset import to_dataset
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.tabular import validate_frame
+from recsel.model.layer import SequentialAttentionEmbedding
 
 
 class GatedRankingModel(tfrs.models.Model):

@@ -7,15 +7,17 @@ import pandas as pd
 import pytest
 import tf_keras
 
-from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.inference import infer_feature_set
-from recsel.layer import SequentialAttentionEmbedding
-from recsel.model import Ranker, prune_ranker
-from recsel.selection import select
-from recsel.tabular import split_frame, to_dataset, to_numpy_inputs, validate_frame
-from recsel.tower import ExpandColumns, build_tower, load_tower_fn, tower_name
+from recsel.inputs.frame_dataset import to_dataset, to_numpy_inputs
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.model.layer import SequentialAttentionEmbedding
+from recsel.model.ranker import Ranker, prune_ranker
+from recsel.model.tower import ExpandColumns, build_tower, load_tower_fn, tower_name
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 TOWERS = os.path.join(os.path.dirname(__file__), "testdata", "towers.py")
 

@@ -1,4 +1,4 @@
-"""Tests for recsel.tpu: embedding config round trip into real TPU embedding objects."""
+"""Tests for recsel.outputs.embedding_config: embedding config round trip into real TPU embedding objects."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from recsel import tpu
-from recsel.features import FeatureSet, FeatureSpec
+from recsel.outputs import embedding_config as tpu
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 TPU = tf.tpu.experimental.embedding
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsel import training
-from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.selection import select
-from recsel.tabular import split_frame, validate_frame
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.selection import trainer as training
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
 
 
 def test_in_graph_points_match_points_read_between_chunks(tmp_path, monkeypatch):

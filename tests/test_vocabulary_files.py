@@ -8,11 +8,11 @@ import os
 import pytest
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
-from recsel import tpu
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.outputs import EMBEDDING_CONFIG_FILE, FEATURE_SPEC_FILE, write_outputs
-from recsel.result import RoundRecord, SelectionResult
-from recsel.vocabulary_files import read_vocabulary_file, vocabulary_files
+from recsel.outputs import embedding_config as tpu
+from recsel.outputs.vocabulary_files import read_vocabulary_file, vocabulary_files
+from recsel.outputs.write import EMBEDDING_CONFIG_FILE, FEATURE_SPEC_FILE, write_outputs
+from recsel.spec.features import FeatureSet, FeatureSpec
+from recsel.spec.result import RoundRecord, SelectionResult
 
 FEATURES = FeatureSet(
     (

@@ -9,22 +9,23 @@ import tensorflow as tf
 import tf_keras
 from scipy.stats import spearmanr
 
-from recsel.config import SelectionConfig
 from recsel.data.planted_widths import make_planted_widths
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.inference import infer_feature_set
-from recsel.layer import SequentialAttentionEmbedding
-from recsel.model import Ranker
-from recsel.outputs import write_outputs
-from recsel.selection import select
-from recsel.tabular import split_frame, validate_frame
-from recsel.widths import (
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.model.layer import SequentialAttentionEmbedding
+from recsel.model.ranker import Ranker
+from recsel.outputs.write import write_outputs
+from recsel.selection.driver import select
+from recsel.selection.widths import (
     align_principal_axes,
     chunk_values,
     drop_idle_chunks,
     principal_rotation,
     trim_to_memory_budget,
 )
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 
 def _prepared(frame, label, embedding_dim, min_count=5):

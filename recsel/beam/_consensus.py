@@ -23,7 +23,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from recsel.result import RoundRecord, SelectionResult
+from recsel.spec.result import RoundRecord, SelectionResult
 
 RULE = (
     "score = fraction of runs selecting the feature (votes); ties broken by mean rank across "

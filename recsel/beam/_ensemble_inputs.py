@@ -12,12 +12,13 @@ import pandas as pd
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from recsel.beam._ensemble_job import EnsembleJob, shard_rows
-from recsel.features import FeatureSet
 from recsel.inputs.prepare import STATISTICS_FILE, Inputs, count_rows, prepare
+from recsel.spec.features import FeatureSet
 
 
 def raw_split(job: EnsembleJob) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from recsel.tabular import read_table, split_frame
+    from recsel.inputs.splits import split_frame
+    from recsel.inputs.tabular import read_table
 
     frame = read_table(job.input, label=job.label)
     return split_frame(frame, job.validation_fraction, seed=job.config.seed)
@@ -37,7 +38,7 @@ def load_split(
     Returns:
         The cleaned training and validation frames.
     """
-    from recsel.tabular import validate_frame
+    from recsel.inputs.tabular import validate_frame
 
     train, valid = raw_split(job)
     if shard is not None:

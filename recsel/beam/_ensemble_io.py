@@ -8,9 +8,9 @@ from typing import Any
 
 from recsel.atomic import atomic_output_dir, atomic_write_text
 from recsel.beam._consensus import RULE, Consensus, stability
-from recsel.features import FeatureSet
-from recsel.outputs import write_outputs
-from recsel.result import SelectionResult
+from recsel.outputs.write import write_outputs
+from recsel.spec.features import FeatureSet
+from recsel.spec.result import SelectionResult
 
 ENSEMBLE_FILE = "ensemble.json"
 RUNS_DIR = "runs"
@@ -26,7 +26,7 @@ def write_ensemble_outputs(
 ) -> str:
     """Writes ``output_dir``; nothing appears there unless every file was written.
 
-    Layout: the files of ``recsel.outputs.write_outputs`` for the consensus ``result`` (its
+    Layout: the files of ``recsel.outputs.write.write_outputs`` for the consensus ``result`` (its
     report with an ensemble section), ``runs/run-<i>.json`` (each run's ``SelectionResult``)
     and ``ensemble.json`` (``record``: rule, per-run selections, Jaccard stability).
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from recsel import params
-from recsel.config import SelectionConfig
 from recsel.inputs.prepare import InputOptions
+from recsel.spec.config import SelectionConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +34,13 @@ class EnsembleJob:
         shards: Give each run a disjoint shard of the training rows instead of all of them
             (streams: every ``num_runs``-th training file, so at least one file per run).
         features: A ``FeatureSet.to_dict()``; None builds one from the training rows (the
-            statistics when streaming, ``recsel.inference.infer_feature_set`` otherwise).
+            statistics when streaming, ``recsel.inputs.inference.infer_feature_set`` otherwise).
         validation_fraction: Share of the rows (frames: split with ``config.seed``) or of
             the shards (streams: the last ones) held out for validation.
         embedding_dim: Full width of inferred features.
         exclude: Columns that are not candidates (inference only).
         categorical: Integer columns to treat as categorical (inference only).
-        nan_policy: ``raise`` or ``impute`` (see ``recsel.tabular.validate_frame``; frames only).
+        nan_policy: ``raise`` or ``impute`` (see ``recsel.inputs.tabular.validate_frame``; frames only).
         vocabulary_min_count: Values seen fewer times in training map to OOV (inference).
         stream: ``auto`` (stream TFRecord or Parquet data of two or more shards), ``on``
             or ``off`` (see ``recsel.inputs.prepare.should_stream``).

@@ -49,9 +49,9 @@ from recsel.beam._ensemble_io import (
     write_ensemble_outputs,
 )
 from recsel.beam._ensemble_job import EnsembleJob, refit_config, shard_rows
-from recsel.features import FeatureSet
 from recsel.inputs.prepare import build_features, should_stream
-from recsel.result import SelectionResult
+from recsel.spec.features import FeatureSet
+from recsel.spec.result import SelectionResult
 
 __all__ = [
     "EnsembleJob",
@@ -105,7 +105,7 @@ class RunSelection(beam.DoFn):
         self.job = job
 
     def process(self, spec: dict[str, Any], features: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        from recsel.selection import select
+        from recsel.selection.driver import select
 
         started = time.time()
         feature_set = FeatureSet.from_dict(features)
@@ -140,7 +140,7 @@ def _refit(job: EnsembleJob, features: FeatureSet, selected: list[str], dims: di
     It reuses ``select()`` with nothing left to choose: k = all given features and
     ``dim_fraction=1`` (every chunk kept), so the widths stay those of the consensus.
     """
-    from recsel.selection import select
+    from recsel.selection.driver import select
 
     subset = features.subset(selected, dims)
     if should_stream(job.input, job.stream):

@@ -105,9 +105,9 @@ def read_selection(path: str) -> tuple[str, list[str]]:
     """
     import tensorflow as tf
 
-    from recsel import contract
     from recsel.atomic import read_text
-    from recsel.outputs import SELECTION_FILE
+    from recsel.outputs.write import SELECTION_FILE
+    from recsel.spec import contract
 
     file = os.path.join(path, SELECTION_FILE) if tf.io.gfile.isdir(path) else path
     try:

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsel.features import FeatureSet, FeatureSpec
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 _VALUE_TYPES = {"string": pa.binary(), "int64": pa.int64(), "float32": pa.float32()}
 

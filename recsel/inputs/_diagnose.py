@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from recsel.features import FeatureSet
 from recsel.inputs.table_io import MissingColumnError
+from recsel.spec.features import FeatureSet
 
 KIND_DTYPES = {"bytes_list": "string", "int64_list": "int64", "float_list": "float32"}
 _STATS_HINT = (

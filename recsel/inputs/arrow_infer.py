@@ -1,6 +1,6 @@
 """``infer_feature_set`` on Arrow columns: kinds from Arrow types, counts from ``pc.value_counts``.
 
-Private: ``recsel.inference.infer_feature_set`` calls ``arrow_spec`` for each column of an
+Private: ``recsel.inputs.inference.infer_feature_set`` calls ``arrow_spec`` for each column of an
 Arrow table. It covers the common column types (strings, integers without missing
 values, floats, lists of strings or integers) and returns None for anything else, which
 the caller infers from a one-column frame, so both paths give the same specs.
@@ -13,7 +13,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsel.features import FeatureSpec
 from recsel.inputs.spec_rules import (
     categorical_spec,
     is_id_name,
@@ -21,6 +20,7 @@ from recsel.inputs.spec_rules import (
     vocabulary_from_counts,
 )
 from recsel.inputs.table_io import normalise_list_array
+from recsel.spec.features import FeatureSpec
 
 
 def _is_string(kind: pa.DataType) -> bool:

@@ -5,7 +5,7 @@ as a Python object and every multi-valent cell as a Python list, and converts th
 Arrow and back in each step: at 400 candidates x 100k rows that was 30 s and 3 GiB
 before the first training step. Here the Parquet table stays in Arrow, the split takes
 row positions column by column, inference counts with ``pc.value_counts``
-(``recsel.inference`` on the table), and each feature is held as one compact tensor:
+(``recsel.inputs.inference`` on the table), and each feature is held as one compact tensor:
 strings as int32 codes into their distinct values, lists as codes plus row splits.
 A batch gathers its rows and decodes the codes, so it is the batch ``to_dataset`` yields
 for the same seed (same rows, same values, same tensor types).
@@ -31,8 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
-from recsel import inference, tabular
-from recsel.features import FeatureSet, FeatureSpec
+from recsel.inputs import frame_dataset, inference, splits, tabular
 from recsel.inputs.readers import python_cells
 from recsel.inputs.table_io import (
     MissingColumnError,
@@ -42,6 +41,7 @@ from recsel.inputs.table_io import (
     read_parquet_table,
     resolve_files,
 )
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 
 def read_arrow_table(path: str, label: str | None = None) -> pa.Table:
@@ -138,9 +138,7 @@ def prepare_table(
                     f"time_column {time_column!r} has missing values; fill or drop those rows."
                 )
             times = table.column(time_column).to_numpy()
-        train_rows, valid_rows = tabular.split_rows(
-            table.num_rows, validation_fraction, seed, times
-        )
+        train_rows, valid_rows = splits.split_rows(table.num_rows, validation_fraction, seed, times)
         train, valid = _split(table, train_rows, valid_rows)
         del table
     if features is None:
@@ -382,12 +380,12 @@ class ArrowSource:
         num_epochs: int | None = 1,
         skip_batches: int = 0,
     ) -> tf.data.Dataset:
-        """Batches in ``to_dataset``'s order for the same seed (see ``tabular.row_batches``)."""
+        """Batches in ``to_dataset``'s order for the same seed (see ``frame_dataset.row_batches``)."""
         if num_epochs not in (None, 1):
             raise ValueError(f"ArrowSource reads once or forever, not {num_epochs} epochs.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
-        return tabular.row_batches(
+        return frame_dataset.row_batches(
             self.num_rows,
             self._gather,
             batch_size,

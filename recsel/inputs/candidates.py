@@ -12,9 +12,10 @@ from typing import Any
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from recsel import params, schema_io
-from recsel.features import FeatureSet
+from recsel import params
+from recsel.inputs import schema_io
 from recsel.inputs.statistics import feature_set_from_statistics
+from recsel.spec.features import FeatureSet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,7 @@ def build_features(
         )
     if frame is None:
         raise ValueError("build_features needs a feature spec, a schema, statistics or a frame.")
-    from recsel.inference import infer_feature_set
+    from recsel.inputs.inference import infer_feature_set
 
     return infer_feature_set(
         frame,

@@ -8,7 +8,7 @@ rows come from an Examples artifact, shares ``build_features()``. Two ways in:
   a separate pattern, or else the last shards (by name) held out, so the statistics and
   vocabularies describe the training shards only.
 - **frames** (small data, CSV, one file): the table is read into memory, split by rows
-  (or by ``time_column``), and cleaned by ``recsel.tabular.validate_frame``.
+  (or by ``time_column``), and cleaned by ``recsel.inputs.tabular.validate_frame``.
 
 Example:
     >>> inputs = prepare("data/part-*.tfrecord.gz", InputOptions("clicked"), stream="auto",
@@ -25,8 +25,8 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from recsel import params, schema_io
-from recsel.features import FeatureSet
+from recsel import params
+from recsel.inputs import schema_io
 from recsel.inputs.candidates import InputOptions, build_features
 from recsel.inputs.readers import FileStream, resolve_paths
 from recsel.inputs.streams import (  # noqa: F401  (this module's names before the split)
@@ -38,6 +38,7 @@ from recsel.inputs.streams import (  # noqa: F401  (this module's names before t
     split_shards,
 )
 from recsel.inputs.table_io import format_of
+from recsel.spec.features import FeatureSet
 
 STREAM_MODES = params.get("stream").choices
 
@@ -183,7 +184,7 @@ def _prepare_frames(
     statistics_path: str | None,
 ) -> Inputs:
     """The in-memory path: read, split by rows (or time), build the candidates, clean."""
-    from recsel import tabular
+    from recsel.inputs import splits, tabular
 
     schema = schema_io.read_schema(schema_path) if schema_path else None
     if _all_parquet(data, validation_data):
@@ -192,7 +193,7 @@ def _prepare_frames(
     if validation_data:
         train, valid = frame, tabular.read_table(validation_data, label=options.label)
     else:
-        train, valid = tabular.split_frame(
+        train, valid = splits.split_frame(
             frame, options.validation_fraction, options.seed, options.time_column
         )
     statistics = schema_io.read_statistics(statistics_path) if statistics_path else None

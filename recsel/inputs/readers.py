@@ -30,10 +30,10 @@ import pandas as pd
 import pyarrow as pa
 import tensorflow as tf
 
-from recsel.features import FeatureSet
 from recsel.inputs import _diagnose
 from recsel.inputs._arrow import ExampleEncoder
 from recsel.inputs.table_io import MissingColumnError, format_of, resolve_files
+from recsel.spec.features import FeatureSet
 
 _TF_DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
 _ARROW_DTYPES = {"string": pa.string(), "int64": pa.int64(), "float32": pa.float32()}
@@ -200,7 +200,7 @@ class FileStream:
         batches = rows.batch(batch_size).skip(int(skip_batches))  # skipped: not parsed
         batches = batches.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         options = tf.data.Options()
-        # Shuffle then repeat stay two steps, as in the frame path (recsel.tabular.to_dataset
+        # Shuffle then repeat stay two steps, as in the frame path (recsel.inputs.frame_dataset.to_dataset
         # runs without tf.data's rewrites): the fused form draws a different order, and the
         # same rows, seed and buffer must give the same batches either way.
         options.experimental_optimization.shuffle_and_repeat_fusion = False

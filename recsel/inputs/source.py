@@ -23,8 +23,8 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 import tensorflow as tf
 
-from recsel.features import FeatureSet
-from recsel.tabular import to_dataset
+from recsel.inputs.frame_dataset import to_dataset
+from recsel.spec.features import FeatureSet
 
 
 @runtime_checkable
@@ -63,7 +63,7 @@ class FrameSource:
     """A cleaned pandas frame as a ``BatchSource``.
 
     Args:
-        frame: Rows cleaned by ``recsel.tabular.validate_frame``.
+        frame: Rows cleaned by ``recsel.inputs.tabular.validate_frame``.
         features: The candidate features.
         label: The label column.
 

@@ -1,6 +1,6 @@
 """Rules that turn one column's values into a ``FeatureSpec``, whatever holds them.
 
-``recsel.inference`` (pandas frames) and ``recsel.inputs.arrow_infer`` (Arrow tables) count
+``recsel.inputs.inference`` (pandas frames) and ``recsel.inputs.arrow_infer`` (Arrow tables) count
 values their own way and share these rules, so both give the same spec for a column.
 
 Example:
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsel.features import FeatureSpec
+from recsel.spec.features import FeatureSpec
 
 SOURCE = "training data"
 

@@ -32,11 +32,11 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx_bsl.public import tfxio
 from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
 
-from recsel.features import FeatureSet
 from recsel.inputs import _diagnose
 from recsel.inputs.readers import resolve_paths
+from recsel.inputs.schema_io import feature_set_from_schema, read_statistics
 from recsel.inputs.table_io import format_of
-from recsel.schema_io import feature_set_from_schema, read_statistics
+from recsel.spec.features import FeatureSet
 
 DEFAULT_MAX_VOCAB_SIZE = 100_000
 
@@ -203,7 +203,7 @@ def feature_set_from_statistics(
         exclude: Features that are not candidates.
 
     Returns:
-        The feature set (see ``recsel.schema_io.feature_set_from_schema`` for the rules).
+        The feature set (see ``recsel.inputs.schema_io.feature_set_from_schema`` for the rules).
 
     Example:
         >>> features = feature_set_from_statistics(read_statistics("stats.pb"), "clicked")

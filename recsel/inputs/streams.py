@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from recsel import schema_io
-from recsel.features import FeatureSet
+from recsel.inputs import schema_io
 from recsel.inputs.candidates import InputOptions, build_features
 from recsel.inputs.readers import FileStream, StreamOptions, resolve_paths
 from recsel.inputs.statistics import compute_statistics, num_rows
 from recsel.inputs.table_io import format_of
+from recsel.spec.features import FeatureSet
 
 VALID_BATCH_ROWS = 4096
 STATISTICS_FILE = "train_statistics.pb"  # under work_dir, reused when a run resumes

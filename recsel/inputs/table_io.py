@@ -1,6 +1,6 @@
 """File formats: CSV, Parquet and TFRecord shards behind a path, and their list columns.
 
-The frame reader (``recsel.tabular.read_table``), the streaming readers
+The frame reader (``recsel.inputs.tabular.read_table``), the streaming readers
 (``recsel.inputs.readers``) and the Beam jobs share these pieces: resolving a path to
 shards, naming a format, reading a shard, and the errors that name a missing column.
 """

@@ -17,8 +17,8 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx_bsl.public import tfxio as tfxio_lib
 
-from recsel.features import FeatureSet
 from recsel.inputs.readers import python_cells
+from recsel.spec.features import FeatureSet
 
 SHUFFLE_BUFFER_ROWS = 10_000
 

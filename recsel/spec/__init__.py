@@ -1,9 +1,20 @@
-"""What a selection is about, with no training in it: widths and sizes (more moves here).
+"""What a selection is about: candidates, the configuration, the result, and width arithmetic.
 
-``recsel.spec.widths`` holds the width and size arithmetic that the driver, the budget
-and the cost model share, so none of them imports another for it (issue 17).
+The bottom layer: it imports nothing else of recsel except ``atomic``.
 """
 
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet, FeatureSpec
+from recsel.spec.result import RoundRecord, SelectionResult
 from recsel.spec.widths import check_widths, embedding_bytes, target_width
 
-__all__ = ["check_widths", "embedding_bytes", "target_width"]
+__all__ = [
+    "FeatureSet",
+    "FeatureSpec",
+    "RoundRecord",
+    "SelectionConfig",
+    "SelectionResult",
+    "check_widths",
+    "embedding_bytes",
+    "target_width",
+]

@@ -5,7 +5,7 @@ and the cost model size tables with it. It lives below all three, so that none o
 imports another (``selection`` <-> ``budget`` / ``cost`` was a cycle).
 
 Example:
-    >>> from recsel.config import SelectionConfig
+    >>> from recsel.spec.config import SelectionConfig
     >>> target_width(12, 32, SelectionConfig())  # 12 columns round up to 16
     16
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
-from recsel.config import SelectionConfig
-from recsel.features import FeatureSet
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet
 
 
 def check_widths(features: FeatureSet, config: SelectionConfig) -> None:

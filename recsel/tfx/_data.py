@@ -24,9 +24,9 @@ from tfx.components.util import examples_utils, tfxio_utils
 from tfx.types import artifact_utils
 from tfx_bsl.tfxio import dataset_options
 
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.schema_io import read_statistics
-from recsel.tabular import arrow_to_frame
+from recsel.inputs.schema_io import read_statistics
+from recsel.inputs.tabular import arrow_to_frame
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 TELEMETRY = ["SequentialAttentionSelector"]
 _READ_BATCH = 8192

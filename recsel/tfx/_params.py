@@ -9,9 +9,9 @@ from typing import Any
 from tfx.utils import import_utils
 
 from recsel import params
-from recsel.config import SelectionConfig
+from recsel.model.tower import load_tower_fn
+from recsel.spec.config import SelectionConfig
 from recsel.tfx import spec
-from recsel.tower import load_tower_fn
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The ``recsel.FeatureSelection`` artifact: the recsel output contract as a TFX artifact.
 
-Its directory holds what ``recsel.outputs.write_outputs`` writes: ``embedding_config.json``,
+Its directory holds what ``recsel.outputs.write.write_outputs`` writes: ``embedding_config.json``,
 ``selection.json``, ``feature_spec.json``, ``report.html`` and (a copy of the pruned)
 ``schema.pbtxt``. The TYPE_NAME fits Vertex AI Pipelines' artifact-title rule
 (``<namespace>.<Title>``), so the type survives compilation for Vertex.
@@ -18,16 +18,16 @@ from typing import Any
 
 from tfx.types import artifact
 
-from recsel.features import FeatureSet
-from recsel.outputs import (
+from recsel.outputs.embedding_config import read_embedding_config
+from recsel.outputs.write import (
     EMBEDDING_CONFIG_FILE,
     FEATURE_SPEC_FILE,
     REPORT_FILE,
     SELECTION_FILE,
     kept_features,
 )
-from recsel.result import SelectionResult
-from recsel.tpu import read_embedding_config
+from recsel.spec.features import FeatureSet
+from recsel.spec.result import SelectionResult
 
 
 class FeatureSelection(artifact.Artifact):

@@ -1,7 +1,7 @@
 """The ``SequentialAttentionSelector`` executor: TFXIO in, ``recsel.select``, artifacts out.
 
 The executor is a thin shell around ``recsel.select`` (no selection logic of its own) and
-``recsel.outputs.write_outputs``. Remote workers import it as
+``recsel.outputs.write.write_outputs``. Remote workers import it as
 ``recsel.tfx.executor.Executor``.
 """
 
@@ -22,14 +22,14 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from recsel.atomic import atomic_write_text, read_text
-from recsel.features import FeatureSet
 from recsel.inputs.prepare import InputOptions, build_features
+from recsel.inputs.schema_io import read_schema
 from recsel.inputs.statistics import num_rows
 from recsel.inputs.tfxio_source import TFXIOSource, check_against_statistics
-from recsel.outputs import write_outputs
-from recsel.result import SelectionResult
-from recsel.schema_io import read_schema
-from recsel.selection import select
+from recsel.outputs.write import write_outputs
+from recsel.selection.driver import select
+from recsel.spec.features import FeatureSet
+from recsel.spec.result import SelectionResult
 from recsel.tfx import _data, spec
 from recsel.tfx._params import SelectorParams, load_tower, parse_params
 
@@ -99,7 +99,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         Raises:
             ValueError: Bad parameters, a label missing from the schema, unknown splits,
                 schema features missing from the examples, unusable data or an
-                unachievable budget (``recsel.budget.BudgetError``).
+                unachievable budget (``recsel.selection.budget.BudgetError``).
         """
         self._log_startup(input_dict, output_dict, exec_properties)
         params = parse_params(exec_properties)

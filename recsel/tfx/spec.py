@@ -56,7 +56,7 @@ INPUT_PARAMETERS: dict[str, type] = {
 }
 
 # Files: the pruned schema artifact holds only SCHEMA_FILE (TFX readers expect one file);
-# the feature selection artifact holds the recsel output contract (recsel.outputs).
+# the feature selection artifact holds the recsel output contract (recsel.outputs.write).
 SCHEMA_FILE = "schema.pbtxt"
 
 # Custom properties set on the published FeatureSelection artifact.

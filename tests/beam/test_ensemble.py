@@ -15,13 +15,13 @@ import pytest
 
 from pipelines.ensemble_job import build_parser
 from pipelines.ensemble_job import main as ensemble_main
-from recsel import contract as _jsonschema
 from recsel.beam import RULE, consensus, jaccard, stability
 from recsel.beam._consensus import consensus_result
 from recsel.beam.ensemble import EnsembleJob, refit_config, run_ensemble, shard_rows
-from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
-from recsel.result import RoundRecord, SelectionResult
+from recsel.spec import contract as _jsonschema
+from recsel.spec.config import SelectionConfig
+from recsel.spec.result import RoundRecord, SelectionResult
 
 CANDIDATES = ["a", "b", "c", "d", "e", "f"]
 

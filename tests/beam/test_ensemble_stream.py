@@ -7,13 +7,12 @@ import json
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from recsel import tabular
 from recsel.beam.ensemble import EnsembleJob, run_ensemble
-from recsel.config import SelectionConfig
 from recsel.data.shards import write_shards
 from recsel.data.synthetic import make_synthetic
-from recsel.inputs import table_io
-from recsel.result import SelectionResult
+from recsel.inputs import table_io, tabular
+from recsel.spec.config import SelectionConfig
+from recsel.spec.result import SelectionResult
 
 ROWS, SHARDS = 6000, 6
 

@@ -18,8 +18,8 @@ from pipelines.prune_dataset_job import main as prune_main
 from recsel.beam.prune_dataset import SUCCESS_FILE, PruneJob, plan_prune, run_prune
 from recsel.data.shards import write_shards
 from recsel.data.synthetic import make_synthetic
-from recsel.result import RoundRecord, SelectionResult
-from recsel.tabular import MissingColumnError
+from recsel.inputs.tabular import MissingColumnError
+from recsel.spec.result import RoundRecord, SelectionResult
 
 MULTI = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 IN_MEMORY = PipelineOptions(["--direct_running_mode=in_memory"])

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from recsel import tabular
-from recsel.features import FeatureSet, FeatureSpec
-from recsel.inference import infer_feature_set
+from recsel.inputs import frame_dataset, splits, tabular
 from recsel.inputs.arrow_table import ArrowSource, prepare_table, read_arrow_table
+from recsel.inputs.inference import infer_feature_set
 from recsel.inputs.table_io import MissingColumnError, arrow_to_frame
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 ROWS = 600
 
@@ -114,7 +114,7 @@ def test_arrow_source_batches_equal_to_dataset_batches():
     for shuffle, seed, skip in ((True, 3, 0), (False, 0, 2), (True, 0, 1)):
         _assert_batches_equal(
             source.dataset(64, shuffle=shuffle, seed=seed, num_epochs=None, skip_batches=skip),
-            tabular.to_dataset(frame, features, "label", 64, shuffle=shuffle, seed=seed,
+            frame_dataset.to_dataset(frame, features, "label", 64, shuffle=shuffle, seed=seed,
                                repeat=True, skip_batches=skip),
             batches=12,
         )  # fmt: skip
@@ -133,7 +133,7 @@ def test_prepare_table_equals_the_frame_path(tmp_path):
     inputs = prepare_table(path, "label", validation_fraction=0.25, seed=4, min_count=3,
                            nan_policy="impute")  # fmt: skip
     frame = tabular.read_table(path, label="label")
-    train, valid = tabular.split_frame(frame, 0.25, seed=4)
+    train, valid = splits.split_frame(frame, 0.25, seed=4)
     features = infer_feature_set(train, "label", min_count=3)
     assert inputs.features == features
     train = tabular.validate_frame(train, features, "label", nan_policy="impute")
@@ -141,11 +141,11 @@ def test_prepare_table_equals_the_frame_path(tmp_path):
     assert (inputs.train.num_rows, inputs.valid.num_rows) == (len(train), len(valid))
     _assert_batches_equal(
         inputs.train.dataset(50, shuffle=True, seed=7, num_epochs=None),
-        tabular.to_dataset(train, features, "label", 50, shuffle=True, seed=7, repeat=True),
+        frame_dataset.to_dataset(train, features, "label", 50, shuffle=True, seed=7, repeat=True),
         batches=20,
     )
     _assert_batches_equal(
-        inputs.valid.dataset(40), tabular.to_dataset(valid, features, "label", 40), batches=4
+        inputs.valid.dataset(40), frame_dataset.to_dataset(valid, features, "label", 40), batches=4
     )
 
 
@@ -157,7 +157,7 @@ def test_time_split_and_separate_validation_file(tmp_path):
     pq.write_table(table.slice(0, 100), other)
     by_time = prepare_table(path, "label", time_column="ts", nan_policy="impute")
     assert "ts" not in by_time.features.names
-    _, valid = tabular.split_frame(tabular.read_table(path), 0.2, time_column="ts")
+    _, valid = splits.split_frame(tabular.read_table(path), 0.2, time_column="ts")
     labels = np.concatenate([y.numpy() for _, y in by_time.valid.dataset(1000)])
     np.testing.assert_array_equal(labels, valid["label"].to_numpy(np.float32))
     separate = prepare_table(path, "label", validation_data=other, nan_policy="impute")

@@ -7,13 +7,13 @@ import json
 import pytest
 import tensorflow as tf
 
-from recsel import tabular
 from recsel.cli import main
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
 from recsel.inputs import table_io as _table_io
-from recsel.serving import serialize_examples
-from recsel.tabular import validate_frame
+from recsel.inputs import tabular
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.tabular import validate_frame
+from recsel.model.serving import serialize_examples
 
 
 @pytest.fixture(scope="module")

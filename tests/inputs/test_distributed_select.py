@@ -13,9 +13,10 @@ import pytest
 import tensorflow as tf
 
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
-from recsel.serving import serialize_examples
-from recsel.tabular import split_frame, validate_frame
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.model.serving import serialize_examples
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from recsel.features import FeatureSet, FeatureSpec
 from recsel.inputs import FileStream, StreamOptions
+from recsel.inputs.frame_dataset import to_dataset
 from recsel.inputs.readers import READ_ROWS
-from recsel.tabular import to_dataset
+from recsel.spec.features import FeatureSet, FeatureSpec
 
 ROWS_PER_SHARD = 300
 SHARDS = 3
@@ -220,7 +220,7 @@ _COUNT_OPEN_SHARDS = """
 import sys
 import numpy as np
 from recsel.inputs import FileStream, StreamOptions
-from recsel.features import FeatureSet
+from recsel.spec.features import FeatureSet
 
 open_now, most = [0], [0]
 read = FileStream.arrow_batches

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from recsel.config import SelectionConfig
 from recsel.data.synthetic import make_synthetic
-from recsel.inference import infer_feature_set
 from recsel.inputs import FileStream, StreamOptions
-from recsel.selection import select
-from recsel.serving import serialize_examples
-from recsel.tabular import split_frame, validate_frame
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
+from recsel.model.serving import serialize_examples
+from recsel.selection.driver import select
+from recsel.spec.config import SelectionConfig
 
 
 def _prepared(rows: int, seed: int = 3):

@@ -13,11 +13,12 @@ import recsel  # noqa: F401  (pins Keras 2 first)
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from recsel import selection  # noqa: E402
-from recsel.config import SelectionConfig  # noqa: E402
 from recsel.data.synthetic import make_synthetic  # noqa: E402
-from recsel.inference import infer_feature_set  # noqa: E402
-from recsel.tabular import split_frame, validate_frame  # noqa: E402
+from recsel.inputs.inference import infer_feature_set  # noqa: E402
+from recsel.inputs.splits import split_frame  # noqa: E402
+from recsel.inputs.tabular import validate_frame  # noqa: E402
+from recsel.selection import driver as selection  # noqa: E402
+from recsel.spec.config import SelectionConfig  # noqa: E402
 
 trainers = []
 

@@ -15,10 +15,11 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from recsel.data.synthetic import make_synthetic  # noqa: E402
-from recsel.inference import infer_feature_set  # noqa: E402
-from recsel.layer import SequentialAttentionEmbedding  # noqa: E402
-from recsel.model import Ranker  # noqa: E402
-from recsel.tabular import to_dataset, validate_frame  # noqa: E402
+from recsel.inputs.frame_dataset import to_dataset  # noqa: E402
+from recsel.inputs.inference import infer_feature_set  # noqa: E402
+from recsel.inputs.tabular import validate_frame  # noqa: E402
+from recsel.model.layer import SequentialAttentionEmbedding  # noqa: E402
+from recsel.model.ranker import Ranker  # noqa: E402
 
 data = make_synthetic(n_rows=4096, n_informative=4, n_duplicates=2, n_noise=6, n_traps=0, seed=0)
 features = infer_feature_set(data.frame, data.label, embedding_dim=16)

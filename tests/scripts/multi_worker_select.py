@@ -13,10 +13,10 @@ import recsel  # noqa: F401  (pins Keras 2 first)
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()  # before any other TF op
 
-from recsel.config import SelectionConfig  # noqa: E402
-from recsel.features import FeatureSet  # noqa: E402
 from recsel.inputs import FileStream, StreamOptions  # noqa: E402
-from recsel.selection import select  # noqa: E402
+from recsel.selection.driver import select  # noqa: E402
+from recsel.spec.config import SelectionConfig  # noqa: E402
+from recsel.spec.features import FeatureSet  # noqa: E402
 
 shard_dir, valid_file, features_json, train_rows = sys.argv[1:5]
 features = FeatureSet.from_json(features_json)

@@ -18,11 +18,13 @@ from tfx import types
 from tfx.types import artifact_utils, standard_artifacts
 
 from recsel.data.synthetic import make_synthetic
-from recsel.features import FeatureSet
-from recsel.inference import infer_feature_set
-from recsel.result import SelectionResult
-from recsel.schema_io import read_schema, write_schema
-from recsel.serving import serialize_examples
+from recsel.inputs.inference import infer_feature_set
+from recsel.inputs.schema_io import read_schema
+from recsel.model.serving import serialize_examples
+from recsel.outputs.embedding_config import read_embedding_config
+from recsel.outputs.schema import write_schema
+from recsel.spec.features import FeatureSet
+from recsel.spec.result import SelectionResult
 from recsel.tfx import (
     Executor,
     FeatureSelection,
@@ -32,7 +34,6 @@ from recsel.tfx import (
 )
 from recsel.tfx._data import table_to_frame
 from recsel.tfx.executor import _publish
-from recsel.tpu import read_embedding_config
 
 # vocabularies/: one file per vocabulary, referenced from feature_spec.json (issue 13).
 CONTRACT = {
@@ -201,7 +202,9 @@ def test_schema_feature_missing_from_examples(testdata, tmp_path):
 
 
 def test_unachievable_memory_budget(testdata, tmp_path):
-    pytest.importorskip("recsel.budget", reason="recsel.budget (budgets) is not implemented yet")
+    pytest.importorskip(
+        "recsel.selection.budget", reason="recsel.selection.budget (budgets) is not implemented yet"
+    )
     root, _ = testdata
     params = {**PARAMS, "num_features": None, "memory_budget_bytes": 1.0}
     with pytest.raises(ValueError, match=r"Memory budget .* cannot be met.*at least"):
@@ -211,7 +214,9 @@ def test_unachievable_memory_budget(testdata, tmp_path):
 
 @pytest.mark.slow
 def test_unachievable_latency_budget_states_the_minimum(testdata, tmp_path):
-    budget = pytest.importorskip("recsel.budget", reason="recsel.budget is not implemented yet")
+    budget = pytest.importorskip(
+        "recsel.selection.budget", reason="recsel.selection.budget is not implemented yet"
+    )
     root, _ = testdata
     params = {**PARAMS, "num_features": None, "latency_budget_ms": 1e-6, "serving_batch_size": 64}
     with pytest.raises(budget.BudgetError, match=r"minimum achievable latency is [0-9.]+ ms"):

@@ -27,8 +27,8 @@ from pipelines.local_pipeline import (
     summarise,
     write_synthetic_csv,
 )
-from recsel.features import FeatureSet
-from recsel.serving import serialize_examples
+from recsel.model.serving import serialize_examples
+from recsel.spec.features import FeatureSet
 from recsel.tfx import SequentialAttentionSelector, load_selection
 
 NAME = "recsel_test"

@@ -1,0 +1,392 @@
+"""Budgeted selection: rounds that stay inside a serving-latency and/or memory budget.
+
+Before each round, every pending feature's *marginal* cost at the minimum width is
+predicted from the measured cost model; features that no longer fit the remaining
+budget become ineligible, and the rest are scored by attention weight alone
+(``cost_rule="weight"``, the default: marginal value among the candidates that fit, so
+the order does not depend on how fast the machine is) or by weight per unit of marginal
+cost (``"ratio"``, which lets measured speed reorder the choice). After each
+round the pruned model's serving latency is *measured*; under a relative budget
+(``latency_budget_fraction``) the full model is timed alongside it, in interleaved
+passes, and the round fits when the ratio of the two does (a round within 15% over its
+limit is re-timed on 3x the passes first). Candidates that copy a kept feature
+(``recsel.selection._redundancy``) are never eligible. Each of a round's new features is then
+masked off the trained model for one validation pass (paired with the unmasked pass;
+``recsel.selection._delong`` gives the error): it passes if it adds at least ``plateau_tolerance``
+AUC. Rounds stop after ``plateau_patience`` failing rounds in a row, and the result is
+the last in-budget round that passed (comparing rounds' AUCs instead credits later
+rounds for training longer, and let copies and noise in; stopping at the first failure
+lost Adult's late features, which a just-joined feature's first round undervalues).
+Rounds are planned for at most ``most_that_fit`` features, so a budget that stops early
+does not leave most of the data unused. Every round stays in the frontier.
+
+Example:
+    >>> config = SelectionConfig(latency_budget_ms=3.0, serving_batch_size=512)
+    >>> result = select(train, valid, features, config)   # builds a BudgetController
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from recsel.cost import (
+    CostModel,
+    ServingTarget,
+    calibrate,
+)
+from recsel.model.layer import PrunedEmbedding
+from recsel.model.ranker import Ranker
+from recsel.selection._latency_timing import LatencyTiming
+from recsel.selection._round_value import RoundValue
+from recsel.spec.config import SelectionConfig
+from recsel.spec.features import FeatureSet
+from recsel.spec.result import RoundRecord
+from recsel.spec.widths import embedding_bytes
+
+# A round measured over its latency limit by at most this factor is re-timed on more
+# passes before it is judged: the gap is within what a busy machine's noise can add.
+BORDERLINE = 1.15
+
+
+class BudgetError(ValueError):
+    """The budget cannot be met even by the cheapest useful selection."""
+
+    def __init__(
+        self,
+        message: str,
+        minimum_latency_ms: float | None = None,
+        minimum_memory_bytes: int | None = None,
+    ):
+        super().__init__(message)
+        self.minimum_latency_ms = minimum_latency_ms
+        self.minimum_memory_bytes = minimum_memory_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundPlan:
+    """What the budget allows in the next round.
+
+    Attributes:
+        eligible: One 0/1 entry per candidate feature: may it be selected this round.
+        costs: Relative costs for the ``ratio`` cost rule (None: equal costs).
+        count: How many features to select this round (0: the budget is spent).
+    """
+
+    eligible: np.ndarray
+    costs: np.ndarray | None
+    count: int
+
+
+class BudgetController(LatencyTiming, RoundValue):
+    """Plans, filters and measures selection rounds under a budget.
+
+    Args:
+        trainer: The ``SelectionTrainer`` whose layer is being selected.
+        config: Selection settings holding the budget.
+        cost_model: Measured serving-cost model for these candidates.
+        workdir: Scratch directory for latency exports.
+    """
+
+    def __init__(
+        self, trainer, config: SelectionConfig, cost_model: CostModel | None, workdir: str
+    ):
+        self.trainer = trainer
+        self.config = config
+        self.cost_model = cost_model
+        self.workdir = workdir
+        self.features: FeatureSet = trainer.features
+        self.minimum: dict = {}
+        self.requested_fraction: float | None = None
+        self.full_model_latency_ms: float | None = None
+        # The full model's loaded signature, timed beside every measurement under a
+        # relative budget so that machine load cancels out of the ratio.
+        self._full_model: ServingTarget | None = None
+        self._latest_full_model_ms: float | None = None
+        # Round index -> AUC its new features add on the same trained model (masked
+        # evaluation); the first round has no earlier set to compare with.
+        self.marginal_auc: dict[int, float] = {}
+        self.marginal_se: dict[int, float] = {}  # DeLong standard error of each gain
+        self._valid_batches = None
+        self._copy_scores: dict[tuple[str, str], float | None] = {}
+        self.skipped_constant: list[str] = []  # all but a sliver of rows map to OOV
+        self.skipped_copies: dict[str, str] = {}  # pending feature -> the kept one it copies
+        self._previous: list[str] = []
+
+    @classmethod
+    def for_config(cls, trainer, config: SelectionConfig) -> BudgetController:
+        """Calibrates (or loads) the cost model and checks the budget is achievable."""
+        workdir = tempfile.mkdtemp(prefix="recsel-latency-")
+        cost_model = None
+        if config.has_latency_budget:
+            cost_model = calibrate(
+                trainer.features,
+                config.hidden_units,
+                config.serving_batch_size,
+                trainer.serving_sample,
+                seed=config.seed,
+                progress=trainer.progress,
+                tower=config.tower,
+            )
+        controller = cls(trainer, config, cost_model, workdir)
+        if config.has_latency_budget:
+            controller.time_full_model()
+        if config.latency_budget_fraction is not None:
+            controller.resolve_relative_budget()
+        controller.check_achievable()
+        return controller
+
+    def budget(self) -> dict:
+        """The budget as applied, for ``SelectionResult.budget``."""
+        out = {
+            "latency_ms": self.config.latency_budget_ms,
+            "memory_bytes": self.config.memory_budget_bytes,
+            "serving_batch_size": self.config.serving_batch_size,
+        }
+        if self.requested_fraction is not None:
+            out.update(
+                latency_fraction=self.requested_fraction,
+                full_model_latency_ms=self.full_model_latency_ms,
+            )
+        return out
+
+    # ---------------------------------------------------------------- feasibility
+    def _min_width(self, name: str) -> int:
+        from recsel.spec.widths import target_width
+
+        return target_width(0, self.features[name].embedding_dim, self.config)
+
+    def check_achievable(self) -> None:
+        """Raises ``BudgetError`` if no single feature at its minimum width fits."""
+        config = self.config
+        if config.memory_budget_bytes is not None:
+            sizes = {
+                n: embedding_bytes(self.features.subset([n], {n: self._min_width(n)}))
+                for n in self.features.names
+            }
+            cheapest = min(sizes, key=sizes.get)
+            self.minimum["memory_bytes"] = sizes[cheapest]
+            if sizes[cheapest] > config.memory_budget_bytes:
+                raise BudgetError(
+                    f"Memory budget {config.memory_budget_bytes:.0f} bytes cannot be met: the smallest "
+                    f"useful selection ({cheapest!r} at width {self._min_width(cheapest)}) needs "
+                    f"{sizes[cheapest]} bytes of embedding tables. Raise the budget to at least that.",
+                    minimum_memory_bytes=sizes[cheapest],
+                )
+        if config.latency_budget_ms is not None:
+            predicted = {
+                n: self.cost_model.feature_cost_ms(self.features[n], self._min_width(n))
+                for n in self.features.names
+            }
+            cheapest = min(predicted, key=predicted.get)
+            kept = self.features.subset([cheapest], {cheapest: self._min_width(cheapest)})
+            cheapest_model = Ranker(PrunedEmbedding(kept), config.hidden_units, tower=config.tower)
+            measured, full = self._measure(cheapest_model, kept)
+            self.minimum.update(latency_ms=measured.p50_ms, latency_feature=cheapest)
+            limit = self.latency_limit_ms(full.p50_ms if full is not None else None)
+            if measured.p50_ms > limit:
+                asked = f"Latency budget {limit:.3f} ms"
+                floor = f"{measured.p50_ms:.3f} ms"
+                if self.requested_fraction is not None and full is not None:
+                    full = full.p50_ms
+                    asked += f" ({self.requested_fraction:.0%} of the full model's {full:.3f} ms)"
+                    floor += f", {measured.p50_ms / full:.0%} of the full model"
+                raise BudgetError(
+                    f"{asked} cannot be met: the cheapest useful "
+                    f"selection ({cheapest!r} at width {self._min_width(cheapest)}) measures "
+                    f"{measured.p50_ms:.3f} ms p50 at batch {config.serving_batch_size} on this machine. "
+                    f"The minimum achievable latency is {floor}; raise the budget to at least that.",
+                    minimum_latency_ms=measured.p50_ms,
+                )
+
+    def most_that_fit(self) -> int:
+        """The most features any in-budget selection can hold: the cheapest ones at their
+        minimum width, added until the budget is spent (on the cost model's scale).
+
+        Rounds are planned for this many features, not for every candidate: a budget
+        that stops after a few rounds would otherwise leave most of the planned data
+        unused and give each round's events too few steps. It depends on the cost
+        model only through cost *ratios*, so a uniformly faster or slower machine plans
+        the same rounds.
+
+        Example:
+            >>> plan_rounds(controller.most_that_fit(), len(features), config)
+        """
+        counts = [len(self.features)]
+        if self.config.latency_budget_ms is not None and self.cost_model is not None:
+            room = self.planning_budget_ms() - self.cost_model.coefficients["base_ms"]
+            costs = [
+                self.cost_model.feature_cost_ms(s, self._min_width(s.name)) for s in self.features
+            ]
+            counts.append(int(np.sum(np.cumsum(np.sort(costs)) <= room)))
+        if self.config.memory_budget_bytes is not None:
+            sizes = [
+                embedding_bytes(self.features.subset([n], {n: self._min_width(n)}))
+                for n in self.features.names
+            ]
+            counts.append(int(np.sum(np.cumsum(np.sort(sizes)) <= self.config.memory_budget_bytes)))
+        return max(1, min(counts))
+
+    # --------------------------------------------------------------------- rounds
+    def _current(self, selected: Sequence[str], widths: Mapping[str, int]) -> FeatureSet | None:
+        if not selected:
+            return None
+        return self.features.subset(
+            list(selected), {n: max(widths[n], self._min_width(n)) for n in selected}
+        )
+
+    def plan_round(
+        self, selected: Sequence[str], widths: Mapping[str, int], planned: int
+    ) -> RoundPlan:
+        """Which pending features fit what the budget leaves, and how many to select.
+
+        Args:
+            selected: The features kept so far, in selection order.
+            widths: Their current widths (``SequentialAttentionEmbedding.selected_widths``).
+            planned: How many features the schedule planned for this round.
+
+        Returns:
+            The plan, which the driver applies with ``layer.set_candidates``.
+        """
+        kept = set(selected)
+        current = self._current(selected, widths)
+        remaining_ms = remaining_bytes = np.inf
+        if self.config.latency_budget_ms is not None:
+            used = (
+                self.cost_model.predict_ms(current)
+                if current
+                else self.cost_model.coefficients["base_ms"]
+            )
+            remaining_ms = self.planning_budget_ms() - used
+        if self.config.memory_budget_bytes is not None:
+            # Kept tables count at their minimum width: their widths give way to a new
+            # feature (``recsel.selection.widths.trim_to_memory_budget``) before features do.
+            floor = {n: self._min_width(n) for n in kept}
+            remaining_bytes = self.config.memory_budget_bytes - (
+                embedding_bytes(self.features.subset(sorted(kept), floor)) if kept else 0
+            )
+        eligible = np.zeros(len(self.features), np.float32)
+        cost = np.ones(len(self.features), np.float32)
+        for i, spec in enumerate(self.features):
+            if spec.name in kept or self._constant(spec.name) or self._copy_of(spec.name, kept):
+                continue
+            width = self._min_width(spec.name)
+            latency = self.cost_model.feature_cost_ms(spec, width) if self.cost_model else 0.0
+            memory = embedding_bytes(self.features.subset([spec.name], {spec.name: width}))
+            eligible[i] = float(latency <= remaining_ms and memory <= remaining_bytes)
+            cost[i] = latency if self.cost_model else memory
+        cheapest = self.minimum.get("latency_feature")
+        if not kept and not eligible.any() and cheapest is not None:
+            # The predictions put every feature over the budget, yet check_achievable
+            # *measured* the cheapest one within it: a load spike inflated the full-model
+            # timing that rescales the budget (seen on a 2-core box at load 12). Trust
+            # the measurement, so the run starts rather than ending with no round.
+            eligible[self.features.names.index(cheapest)] = 1.0
+        costs = None
+        if self.config.cost_rule == "ratio" and eligible.any():
+            positive = np.maximum(cost, 1e-9)
+            costs = positive / positive[eligible > 0].mean()
+        return RoundPlan(eligible, costs, int(min(planned, eligible.sum())))
+
+    def measure_round(self, record: RoundRecord, pruned, kept: FeatureSet) -> None:
+        """Measures the round's latency and the marginal AUC of its new features (the
+        least of them: every new feature must add value)."""
+        new = [n for n in record.selected if n not in self._previous]
+        if new and len(new) < len(record.selected):
+            gains = self._masked_gains(new)
+            weakest = min(gains, key=lambda n: gains[n][0])
+            self.marginal_auc[record.index], self.marginal_se[record.index] = gains[weakest]
+        self._previous = list(record.selected)
+        if self.config.latency_budget_ms is not None:
+            stats, full = self._measure(pruned, kept)
+            limit = self.latency_limit_ms(full.p50_ms if full is not None else None)
+            if limit < stats.p50_ms <= BORDERLINE * limit:
+                # Within timing noise of the limit (on a busy 2-core CI box a round
+                # measured 8% over a budget it fits): judge it on 3x the passes.
+                stats, full = self._measure(pruned, kept, passes=9)
+            record.latency_ms_p50, record.latency_ms_p99 = stats.p50_ms, stats.p99_ms
+            record.full_model_latency_ms = full.p50_ms if full is not None else None
+            if full is not None:
+                self._latest_full_model_ms = full.p50_ms
+            record.predicted_latency_ms = self.cost_model.predict_ms(kept)
+
+    def within_budget(self, record: RoundRecord) -> bool:
+        latency_ok = (
+            self.config.latency_budget_ms is None
+            or record.latency_ms_p50 <= self.latency_limit_ms(record.full_model_latency_ms)
+        )
+        memory_ok = (
+            self.config.memory_budget_bytes is None
+            or record.embedding_bytes <= self.config.memory_budget_bytes
+        )
+        return latency_ok and memory_ok
+
+    def should_stop(self, rounds: list[RoundRecord]) -> bool:
+        """Stop once over budget, or once ``plateau_patience`` rounds in a row each added
+        less than ``plateau_tolerance`` AUC when masked off the same trained model.
+
+        The round-to-round AUC is no test of value: each round also trains longer, so
+        copies and noise appeared to help (on adversarial data, +0.013 AUC for a round
+        of two noise columns). One failing round is no proof either: a feature that
+        has just joined may not be used yet (Adult's ``age`` masked at -0.0004 in its
+        own round), so the rounds go on, and a later round that adds value keeps it.
+        """
+        last = rounds[-1]
+        return (
+            not self.within_budget(last)
+            or self._failing_streak(rounds) >= self.config.plateau_patience
+        )
+
+    def final_round(self, rounds: list[RoundRecord]) -> int:
+        """Index of the result's round: among the leading rounds that fit the budget, and
+        before ``plateau_patience`` failing rounds in a row, the last whose new features
+        added at least ``plateau_tolerance`` AUC."""
+        if not rounds:
+            raise BudgetError(
+                "No round ran: no candidate fitted the remaining budget by the cost model's "
+                f"predictions (budget {self.config.latency_budget_ms} ms, "
+                f"{self.config.memory_budget_bytes} bytes). Raise the budget.",
+                minimum_latency_ms=self.minimum.get("latency_ms"),
+            )
+        fitting = [r for r in rounds if self.within_budget(r)]
+        if not fitting:
+            first = rounds[0]
+            raise BudgetError(
+                f"No round fits the budget: the first round already kept {len(first.selected)} features "
+                f"and measured p50 {first.latency_ms_p50} ms, {first.embedding_bytes} bytes (budget: "
+                f"{self.config.latency_budget_ms} ms, {self.config.memory_budget_bytes} bytes), while the "
+                f"cheapest single feature measured {self.minimum.get('latency_ms')} ms up front. Use "
+                "features_per_round=1 so the first round is that small, or raise the budget.",
+                minimum_latency_ms=self.minimum.get("latency_ms"),
+            )
+        self.over_budget_rounds = [r.index for r in rounds if not self.within_budget(r)]
+        final = 0
+        for position, record in enumerate(rounds[1:], start=1):
+            if not self.within_budget(record):
+                break
+            if self._failing_streak(rounds[: position + 1]) >= self.config.plateau_patience:
+                break
+            if self._adds_value(record):
+                final = position
+        return final
+
+    def describe(self) -> dict:
+        out = {
+            "cost_rule": self.config.cost_rule,
+            "full_model_latency_ms_at_start": self.full_model_latency_ms,
+            "full_model_predicted_ms": (
+                self.cost_model.predict_ms(self.features) if self.cost_model else None
+            ),
+            "minimum_achievable": self.minimum,
+            "over_budget_rounds": getattr(self, "over_budget_rounds", []),
+            "round_marginal_auc": {str(i): round(g, 6) for i, g in self.marginal_auc.items()},
+            "skipped_copies": dict(self.skipped_copies),
+            "skipped_constant": sorted(set(self.skipped_constant)),
+            "round_marginal_se": {str(i): round(e, 6) for i, e in self.marginal_se.items()},
+        }
+        if self.cost_model is not None:
+            out.update(self.cost_model.describe())
+        return out

@@ -1,0 +1,250 @@
+"""What the report explains: the validation curve as features join, and why each was dropped.
+
+Both are computed once, in ``select()``, on a capped validation sample, and stored in
+``selection.json`` (``feature_curve``, ``dropped_reasons``), so the report only renders.
+
+- ``feature_curve``: the final pruned model evaluated with only the first ``j`` selected
+  features kept (the later ones' embedding columns hard-masked to zero, as their gates
+  would be), for ``j = 1..k``. No retraining: it shows how much each feature adds to the
+  model that was chosen, in selection order, at the cost of k tower passes.
+- ``dropped_reasons``: per dropped candidate, the first reason that applies:
+  ``over_budget`` (selected only in a round past the budget), ``copy`` (a kept feature
+  carries the same information on the sample) or ``low_attention`` (the algorithm
+  preferred others); in an ensemble's consensus, ``consensus`` (too few runs kept it).
+  The schema and the report also know ``frequency`` (no value passed a vocabulary
+  frequency threshold, all values OOV), but nothing emits it yet: ``FeatureSpec`` has no
+  frequency threshold and rejects an empty vocabulary.
+
+Example:
+    >>> curve = prefix_curve(pruned, kept, result.selected, valid, "clicked")
+    >>> reasons = dropped_reasons(result, features, valid)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss, roc_auc_score
+
+from recsel.selection._redundancy import hashable as _hashable
+from recsel.spec.features import FeatureSet
+
+SAMPLE_ROWS = 5000  # enough for AUC to 2-3 decimals; k tower passes over it stay cheap
+COPY_THRESHOLD = 0.85  # both-way purity / |correlation|: a 10%-noisy relabelling passes
+_MAX_DISTINCT_SHARE = 0.2  # more distinct values than this share of rows: ID-like, no verdict
+
+
+def validation_sample(valid, seed: int = 0, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
+    """At most ``rows`` rows of ``valid``, drawn with ``seed`` (all of them if fewer).
+
+    A stream (``recsel.inputs`` source) gives its first ``rows`` rows instead: drawing
+    at random would mean reading all of it.
+    """
+    if not isinstance(valid, pd.DataFrame):
+        return valid.sample_frame(rows)
+    return valid if len(valid) <= rows else valid.sample(rows, random_state=seed)
+
+
+def _head(model, x):
+    """The ranker's tower on an embedding matrix (``recsel.model.ranker.Ranker`` layout)."""
+    if model.custom_tower is not None:
+        return model.custom_tower(x, training=False)
+    for layer in model.tower:
+        x = layer(x)
+    return model.logit(x)
+
+
+def prefix_curve(
+    model, kept: FeatureSet, order: list[str], sample: pd.DataFrame, label: str
+) -> list[dict[str, Any]]:
+    """Validation AUC and log loss with the first j of ``order`` kept, j = 1..len(order).
+
+    Args:
+        model: The pruned ``Ranker`` whose embedding reads ``kept``.
+        kept: The kept features at their chosen widths (the pruned layer's spec order).
+        order: Kept feature names in selection order.
+        sample: Validation rows (see ``validation_sample``).
+        label: Label column.
+
+    Returns:
+        ``[{"feature", "auc", "log_loss"}, ...]`` in ``order``; empty if the sample has a
+        single label class (AUC is undefined).
+    """
+    from recsel.inputs.frame_dataset import to_dataset
+
+    labels = sample[label].to_numpy()
+    if len(np.unique(labels)) < 2 or not order:
+        return []
+    embedded = np.concatenate(
+        [model.embedding(batch).numpy() for batch in to_dataset(sample, kept, None, 4096)]
+    )
+    columns, offset = {}, 0
+    for spec in kept:  # PrunedEmbedding concatenates in spec order
+        columns[spec.name] = np.arange(offset, offset + spec.embedding_dim)
+        offset += spec.embedding_dim
+    placed = getattr(model.embedding, "columns", None)
+    if placed is not None:  # ExpandColumns (a custom tower): pruned column i sits at placed[i]
+        placed = np.asarray(placed)
+        columns = {name: placed[cols] for name, cols in columns.items()}
+    mask = np.zeros(embedded.shape[1], np.float32)
+    curve = []
+    for name in order:
+        mask[columns[name]] = 1.0
+        logits = _head(model, embedded * mask).numpy()[:, 0]
+        probability = np.clip(1.0 / (1.0 + np.exp(-logits)), 1e-7, 1 - 1e-7)
+        curve.append(
+            {
+                "feature": name,
+                "auc": round(float(roc_auc_score(labels, probability)), 6),
+                "log_loss": round(float(log_loss(labels, probability)), 6),
+            }
+        )
+    return curve
+
+
+@dataclasses.dataclass
+class _Column:
+    """One column, prepared once for every pair it is scored in (``dropped_reasons`` scores
+    each dropped candidate against each kept feature: hashing list cells per pair was
+    most of its time)."""
+
+    series: pd.Series
+    _codes: tuple[np.ndarray, int] | None = None
+
+    @functools.cached_property
+    def numeric(self) -> bool:
+        return pd.api.types.is_numeric_dtype(self.series) and self.series.nunique() > 20
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return self.series.astype(float).to_numpy()
+
+    @property
+    def codes(self) -> tuple[np.ndarray, int]:
+        """Integer codes of the (hashable) values (-1: missing) and how many values."""
+        if self._codes is None:
+            codes, uniques = pd.factorize(_hashable(self.series))
+            self._codes = (codes.astype(np.int64), len(uniques))
+        return self._codes
+
+
+def _purities(a: _Column, b: _Column) -> tuple[float, float]:
+    """Share of rows whose ``b`` is the most common ``b`` of their ``a`` value, and the
+    same with the roles swapped, from one contingency table."""
+    (ca, na), (cb, nb) = a.codes, b.codes
+    present = (ca >= 0) & (cb >= 0)  # missing values form no pair, but count as rows
+    table = np.bincount(ca[present] * nb + cb[present], minlength=na * nb).reshape(na, nb)
+    rows = len(ca)
+    return float(table.max(axis=1, initial=0).sum() / rows), float(
+        table.max(axis=0, initial=0).sum() / rows
+    )
+
+
+def _copy_score(a: _Column, b: _Column) -> float | None:
+    rows = len(a.series)
+    if rows < 2:
+        return None
+    if a.numeric and b.numeric:
+        if a.series.std() == 0 or b.series.std() == 0:
+            return None
+        return abs(float(np.corrcoef(a.values, b.values)[0, 1]))
+    limit = _MAX_DISTINCT_SHARE * rows
+    if a.codes[1] > limit or b.codes[1] > limit:
+        return None
+    return min(_purities(a, b))
+
+
+def copy_score(a: pd.Series, b: pd.Series) -> float | None:
+    """How much ``a`` and ``b`` carry the same information, in [0, 1]; None if unjudgeable.
+
+    Numeric pairs: |Pearson correlation|. Otherwise: the smaller of the two purities
+    (each column predicts the other's value), so only a relabelling scores near 1.
+    Columns with too many distinct values (ID-like) get None: any two unique-per-row
+    columns would "predict" each other.
+
+    Example:
+        >>> copy_score(pd.Series(["a", "b"] * 50), pd.Series(["x", "y"] * 50))
+        1.0
+    """
+    return _copy_score(_Column(a), _Column(b))
+
+
+def _over_budget(result) -> dict[str, int]:
+    """Dropped features selected in a round after the final one -> that round's number."""
+    out: dict[str, int] = {}
+    kept = set(result.selected)
+    if not result.rounds:
+        return out
+    final = result.final_round % len(result.rounds)  # -1 means the last round
+    for record in result.rounds[final + 1 :]:
+        for name in record.selected:
+            if name not in kept:
+                out.setdefault(name, record.index + 1)
+    return out
+
+
+def dropped_reasons(
+    result, features: FeatureSet | None = None, sample: pd.DataFrame | None = None
+) -> dict[str, dict[str, Any]]:
+    """Why each dropped candidate of ``result`` was dropped (see the module docstring).
+
+    Args:
+        result: The ``SelectionResult`` (its ``rounds`` and ``final_round`` are read).
+        features: The candidate specs (unused until specs record a frequency threshold).
+        sample: Validation rows for the copy check; None skips it.
+
+    Returns:
+        ``{feature: {"reason": ..., "detail": str, ...}}`` for every dropped candidate.
+    """
+    over = _over_budget(result)
+    out: dict[str, dict[str, Any]] = {}
+    columns = None if sample is None else {n: _Column(sample[n]) for n in sample.columns}
+    ensemble = (result.provenance or {}).get("ensemble")
+    for name in result.dropped:
+        if ensemble:  # a consensus: the runs' votes decided, not one run's attention
+            out[name] = {
+                "reason": "consensus",
+                "detail": f"not kept by the consensus of {ensemble.get('num_runs', 'the')} runs",
+            }
+            continue
+        if name in over:
+            out[name] = {
+                "reason": "over_budget",
+                "round": over[name],
+                "detail": f"selected in round {over[name]}, which went over the budget",
+            }
+            continue
+        copy = _best_copy(name, result.selected, columns)
+        if copy is not None:
+            of, score = copy
+            out[name] = {
+                "reason": "copy",
+                "of": of,
+                "score": round(score, 4),
+                "detail": f"carries the same information as kept {of} (score {score:.2f})",
+            }
+            continue
+        out[name] = {
+            "reason": "low_attention",
+            "detail": "never the highest-weighted candidate at a selection step",
+        }
+    return out
+
+
+def _best_copy(
+    name: str, kept: list[str], columns: dict[str, _Column] | None
+) -> tuple[str, float] | None:
+    if columns is None or name not in columns:
+        return None
+    best = None
+    for other in kept:
+        if other not in columns:
+            continue
+        score = _copy_score(columns[name], columns[other])
+        if score is not None and score >= COPY_THRESHOLD and (best is None or score > best[1]):
+            best = (other, score)
+    return best
