@@ -298,12 +298,20 @@ def dims_section(name: str, data: dict) -> str:
         headers += ["Spearman vs planted"] if planted else []
         lines += [table([*headers, "Seed-0 widths"], rows), ""]
         if section.get("cost"):
-            cost = ", ".join(
-                f"seed {c['seed']}: {c['select_seconds']:.1f} s / {c['full_train_seconds']:.1f} s"
-                f" = {c['ratio']:.2f}x"
-                for c in section["cost"]
-            )
-            lines += [f"Selection cost (select / one plain full-width training): {cost}.", ""]
+
+            def one(c: dict) -> str:
+                text = f"seed {c['seed']}: {c['select_seconds']:.1f} s / "
+                if "plain_before" in c:  # the unit brackets the selection (mean of two)
+                    text += f"mean({c['plain_before']:.1f}, {c['plain_after']:.1f}) s"
+                else:
+                    text += f"{c['full_train_seconds']:.1f} s"
+                text += f" = {c['ratio']:.2f}x"
+                if "load_1min" in c:
+                    text += f" (load {c['load_1min'][0]:.1f}-{c['load_1min'][1]:.1f})"
+                return text
+
+            cost = ", ".join(one(c) for c in section["cost"])
+            lines += [f"Selection cost (select / plain full-width training): {cost}.", ""]
         lines += [targets_table(section["targets"]), ""]
     return "\n".join(lines)
 

@@ -22,6 +22,12 @@ _METHOD = (
     "compiled call); the plain fit runs 100 steps per compiled call, as `select()` does, "
     "and its time includes building and compiling its model, as `select()`'s does."
 )
+_REPEATS = (
+    "Points with 2 runs per side ran select(), plain, plain, select() in one process (a load "
+    "that drifts linearly then weighs on both sides alike); their times are the means, their "
+    "ratio is total plain time over total select() time, and their peak RSS and phases are "
+    "the first select()'s. The CPU ratio is the same ratio of process CPU time (all threads)."
+)
 
 
 def _written(data: dict) -> str:
@@ -34,6 +40,13 @@ def _written(data: dict) -> str:
         f"Generating and writing {fmt(written['chunks_generated'])} chunk(s) took "
         f"{fmt(written['seconds'])} s (Arrow columns, C++ tf.Example encoder; then cached)."
     )
+
+
+def _load(point: dict) -> str:
+    """The 1-minute load average after the point (before -> after, when recorded)."""
+    after = fmt(point.get("load_average_1m"))
+    before = point.get("load_average_1m_before")
+    return after if before is None else f"{fmt(before)} -> {after}"
 
 
 def stream_section(name: str, data: dict) -> str:
@@ -52,6 +65,8 @@ def stream_section(name: str, data: dict) -> str:
     lines.append("")
     if any(p.get("select_phases_s") for p in data["points"]):
         lines += [_METHOD, ""]
+    if any(p.get("runs_per_side", 1) > 1 for p in data["points"]):
+        lines += [_REPEATS, ""]
     rows = []
     for fmt_name, summary in data["summary"].items():
         for key, what, met, threshold in _TARGETS:
@@ -63,15 +78,15 @@ def stream_section(name: str, data: dict) -> str:
     lines += [table(["Format", "Target", "Measured", "Threshold", "Status"], rows), ""]
     if data.get("notes"):
         lines += ["Notes:", "", *(f"- {note}" for note in data["notes"]), ""]
-    headers = ["Format", "Rows", "Steps", "select() s", "plain fit s", "select() ex/s",
-               "plain ex/s", "Throughput ratio", "Peak RSS MiB", "Checkpoint bytes",
-               "Model+opt bytes", "Load"]  # fmt: skip
-    points = [[p["format"], fmt(p["rows"]), fmt(p["steps"]), fmt(p["select_s"]),
-               fmt(p["plain_fit_s"]), fmt(p["select_examples_per_s"]),
+    headers = ["Format", "Rows", "Steps", "Runs per side", "select() s", "plain fit s",
+               "select() ex/s", "plain ex/s", "Throughput ratio", "CPU ratio", "Peak RSS MiB",
+               "Checkpoint bytes", "Model+opt bytes", "Load"]  # fmt: skip
+    points = [[p["format"], fmt(p["rows"]), fmt(p["steps"]), fmt(p.get("runs_per_side", 1)),
+               fmt(p["select_s"]), fmt(p["plain_fit_s"]), fmt(p["select_examples_per_s"]),
                fmt(p["plain_examples_per_s"]), fmt(p["throughput_ratio"]),
-               fmt(p["peak_rss_mib_select"]), fmt(p["checkpoint_bytes"]),
-               fmt(p["model_and_optimizer_bytes"]),
-               fmt(p.get("load_average_1m"))] for p in data["points"]]  # fmt: skip
+               fmt(p.get("cpu_ratio")), fmt(p["peak_rss_mib_select"]),
+               fmt(p["checkpoint_bytes"]), fmt(p["model_and_optimizer_bytes"]),
+               _load(p)] for p in data["points"]]  # fmt: skip
     lines += [table(headers, points), ""]
     phased = [p for p in data["points"] if p.get("select_phases_s")]
     if phased:

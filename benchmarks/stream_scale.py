@@ -14,6 +14,13 @@ as a user's job would, and measures:
   (``Ranker(PrunedEmbedding(all candidates))``) on the same stream for the same steps,
   with the same steps per compiled call.
 
+Load from other jobs drifts within a point, and a short point's two sides then see
+different loads. So points of at most ``REPEAT_MAX_ROWS`` rows run the two sides twice,
+in the order select, plain, plain, select (a linear drift then hits both sides alike),
+and their ratio is the plain fits' total time over the select() runs' total; the peak
+RSS and the phases are the first select()'s. Each side's process CPU time is recorded
+too (``time.process_time``, all threads), as a second, load-insensitive view.
+
 Targets (issue 13): peak RSS at x16 <= 1.2 x peak RSS at x1; wall-time growth exponent
 in rows <= 1.05; select() throughput >= 0.9 x the plain fit; checkpoint <= 2 x model
 plus optimizer.
@@ -45,6 +52,8 @@ PRESETS = {
 }
 SHAPE = {"n_informative": 8, "n_duplicates": 6, "n_noise": 26, "n_traps": 0}
 BATCH, K, SEED = 256, 8, 0
+# Points this small run each side twice (select, plain, plain, select): see the docstring.
+REPEAT_MAX_ROWS = 1_000_000
 
 
 def _peak_rss_mib() -> float:
@@ -122,17 +131,17 @@ class _Phases:
         return timed
 
 
-def _plain_fit(train, features, config, steps: int) -> tuple[float, int]:
+def _plain_fit(train, features, config, steps: int) -> tuple[float, float, int]:
     """A plain tf_keras fit of the same shape on the same stream: same batch, seed and
-    steps per compiled call as ``select()``; returns its seconds (model building
-    included, as ``select()``'s are) and its state bytes."""
+    steps per compiled call as ``select()``; returns its wall and CPU seconds (model
+    building included, as ``select()``'s are) and its state bytes."""
     import tf_keras
 
     from recsel.model.layer import PrunedEmbedding
     from recsel.model.ranker import Ranker
     from recsel.selection.trainer import MAX_STEPS_PER_CALL
 
-    started = time.perf_counter()  # building and compiling count, as in select()
+    started, cpu = time.perf_counter(), time.process_time()  # building counts, as in select()
     tf_keras.utils.set_random_seed(SEED)
     plain = Ranker(PrunedEmbedding(features), config.hidden_units, seed=SEED)
     plain.compile(
@@ -143,17 +152,38 @@ def _plain_fit(train, features, config, steps: int) -> tuple[float, int]:
     plain.optimizer.build(plain.trainable_variables)
     stream = train.dataset(BATCH, seed=SEED, shuffle=True, num_epochs=None)
     plain.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     state_bytes = sum(
         int(np.prod(v.shape)) * v.dtype.size for v in [*plain.variables, *plain.optimizer.variables]
     )
-    return seconds, state_bytes
+    return seconds, cpu, state_bytes
+
+
+def _select_once(train, valid, features, config) -> dict:
+    """One timed ``select()`` with its own checkpoint directory (polled for the size)."""
+    from recsel.selection.driver import select
+
+    checkpoints = Path(tempfile.mkdtemp(prefix="stream-ckpt-"))
+    watcher = _CheckpointWatcher(checkpoints)
+    watcher.start()
+    started, cpu = time.perf_counter(), time.process_time()
+    result = select(
+        train,
+        valid,
+        features,
+        config,
+        progress=False,
+        checkpoint_dir=str(checkpoints),
+        checkpoint_every=500,
+    )
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"result": result, "s": seconds, "cpu_s": cpu, "checkpoint_bytes": watcher.stop()}
 
 
 def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
-    """One point, in this (fresh) process: select() then the plain fit, same stream."""
+    """One point, in this (fresh) process: select() then the plain fit, same stream
+    (twice each, select-plain-plain-select, for points of at most ``REPEAT_MAX_ROWS``)."""
     from recsel.inputs import FileStream, StreamOptions
-    from recsel.selection.driver import select
     from recsel.spec.config import SelectionConfig
     from recsel.spec.features import FeatureSet
 
@@ -170,42 +200,47 @@ def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
         StreamOptions(4096, shuffle_buffer=0, shuffle_files=False),
         features.label,
     )
-    checkpoints = Path(tempfile.mkdtemp(prefix="stream-ckpt-"))
-    watcher = _CheckpointWatcher(checkpoints)
-    watcher.start()
     config = SelectionConfig(num_features=K, batch_size=BATCH, seed=SEED)
-    started = time.perf_counter()
-    result = select(
-        train,
-        valid,
-        features,
-        config,
-        progress=False,
-        checkpoint_dir=str(checkpoints),
-        checkpoint_every=500,
-    )
-    select_s = time.perf_counter() - started
-    checkpoint_bytes = watcher.stop()
-    steps = result.provenance["steps"]
-    rss_after_select = _peak_rss_mib()
-    plain_s, state_bytes = _plain_fit(train, features, config, steps)
+    first = _select_once(train, valid, features, config)
+    rss_after_select = _peak_rss_mib()  # the first select()'s, before any plain fit
+    first_phases = dict(phases.seconds)
+    result, steps = first["result"], first["result"].provenance["steps"]
+    selects, plains = [first], [_plain_fit(train, features, config, steps)]
+    if rows <= REPEAT_MAX_ROWS:
+        plains.append(_plain_fit(train, features, config, steps))
+        selects.append(_select_once(train, valid, features, config))
+        if selects[-1]["result"].selected != result.selected:
+            raise RuntimeError(f"{fmt} x{chunks}: the repeated select() chose other features.")
+    select_s = sum(r["s"] for r in selects)
+    plain_s = sum(p[0] for p in plains)
+    runs = len(selects)
     return {
         "format": fmt,
         "rows": rows,
         "steps": steps,
-        "select_s": round(select_s, 2),
+        "runs_per_side": runs,
+        "select_s": round(select_s / runs, 2),  # mean over the runs
+        "select_s_runs": [round(r["s"], 2) for r in selects],
         # select()'s own clock stops before its last step and its return (locals freed):
-        # the difference to select_s is that tail.
+        # the difference to the first run's time is that tail.
         "select_inner_s": result.provenance["wall_seconds"],
-        "plain_fit_s": round(plain_s, 2),
-        "select_examples_per_s": round(steps * BATCH / select_s),
-        "plain_examples_per_s": round(steps * BATCH / plain_s),
+        "plain_fit_s": round(plain_s / runs, 2),
+        "plain_fit_s_runs": [round(p[0], 2) for p in plains],
+        "select_examples_per_s": round(runs * steps * BATCH / select_s),
+        "plain_examples_per_s": round(runs * steps * BATCH / plain_s),
         "throughput_ratio": round(plain_s / select_s, 3),
-        "select_phases_s": {k: round(v, 2) for k, v in phases.seconds.items()},
+        "select_cpu_s": round(sum(r["cpu_s"] for r in selects) / runs, 2),
+        "plain_fit_cpu_s": round(sum(p[1] for p in plains) / runs, 2),
+        "cpu_ratio": round(sum(p[1] for p in plains) / sum(r["cpu_s"] for r in selects), 3),
+        "select_phases_s": {k: round(v, 2) for k, v in first_phases.items()},
         "peak_rss_mib_select": round(rss_after_select, 1),
-        "checkpoint_bytes": checkpoint_bytes,
-        "model_and_optimizer_bytes": state_bytes,
-        "checkpoint_ratio": round(checkpoint_bytes / state_bytes, 3) if checkpoint_bytes else None,
+        "checkpoint_bytes": first["checkpoint_bytes"],
+        "model_and_optimizer_bytes": plains[0][2],
+        "checkpoint_ratio": (
+            round(first["checkpoint_bytes"] / plains[0][2], 3)
+            if first["checkpoint_bytes"]
+            else None
+        ),
         "selected": result.selected,
         "valid_auc": round(result.metrics["auc"], 4),
     }
@@ -236,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     for fmt in args.formats:
         for factor in factors:
             argv = [str(root), fmt, str(factor), str(chunk_rows)]
+            load_before = round(os.getloadavg()[0], 2)
             proc = subprocess.run(
                 [sys.executable, "-m", "benchmarks.stream_scale", "--point", *argv],
                 capture_output=True, text=True, env=env, check=False,
@@ -243,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
             if proc.returncode:
                 raise RuntimeError(f"point {argv} failed:\n{proc.stderr[-3000:]}")
             point = json.loads(proc.stdout.strip().splitlines()[-1])
+            point["load_average_1m_before"] = load_before
             point["load_average_1m"] = round(os.getloadavg()[0], 2)
             points.append(point)
             print(json.dumps(point), flush=True)

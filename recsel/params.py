@@ -168,6 +168,31 @@ PARAMS: tuple[Param, ...] = (
     Param("train_steps", "Training steps of the whole run (overrides --epochs)."),
     Param("learning_rate", f"Selection-model learning rate {_K}."),
     Param("seed", f"Seed of the selection run {_K}."),
+    # ---- the selection model and schedule (advanced: the defaults are measured)
+    Param("dim_fraction", f"Without a budget, share of a kept feature's chunks kept {_K}."),
+    Param(
+        "chunk_significance", "Keep a chunk only if ablating it raises validation log loss "
+        f"by more than this many standard errors {_K}.",
+    ),
+    Param("warmup_fraction", f"Leading share of the first round with every gate at 1 {_K}."),
+    Param("chunk_phase_fraction", f"Trailing share of each round that chooses widths {_K}."),
+    Param("finetune_steps", f"Hard-gated fine-tuning steps at the end of each round {_K}."),
+    Param("l2", f"L2 penalty on looked-up embedding rows {_K}."),
+    Param("logit_scale", f"Attention logit multiplier {_K}."),
+    Param("features_per_round", "Features selected per round under a budget (default: planned)."),
+    Param(
+        "cost_rule", "Under a budget: choose by attention weight among the candidates that "
+        f"fit (weight), or weight per unit cost (ratio) {_K}.", choices=("weight", "ratio"),
+    ),
+    Param(
+        "plateau_tolerance", "Under a budget, the validation AUC a round's new features must add "
+        f"{_K}.",
+    ),
+    Param(
+        "plateau_patience", "Under a budget, stop after this many rounds in a row add less "
+        f"{_K}.",
+    ),
+    Param("log_every", f"Record the attention trajectory every this many steps {_K}."),
     Param(
         "tower",
         "Custom selection tower: 'file.py:function' or 'package.module:function' returning "

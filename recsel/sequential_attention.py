@@ -213,6 +213,12 @@ class SequentialAttention(tf.Module):
                 self.order[int(self.num_selected.numpy())].assign(index)
                 self.num_selected.assign_add(1)
 
+    def reset_logits(self, indices: list[int]) -> None:
+        """Sets the logits of ``indices`` to 0: they compete afresh (e.g. rotated chunks)."""
+        logits = self.logits.numpy()
+        logits[list(indices)] = 0.0
+        self.logits.assign(logits)
+
     def set_selection(self, order: list[int]) -> None:
         """Replaces the selection with ``order`` (indices, in selection order).
 

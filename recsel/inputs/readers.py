@@ -37,6 +37,8 @@ from recsel.spec.features import FeatureSet
 
 _TF_DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
 _ARROW_DTYPES = {"string": pa.string(), "int64": pa.int64(), "float32": pa.float32()}
+# Rows of a Parquet or CSV shard decoded and encoded to tf.Examples at once.
+READ_ROWS = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,12 +173,22 @@ class FileStream:
             files = files.shard(opts.num_workers, opts.worker_index)
         if shuffle_files:
             files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
-        rows = files.interleave(
-            self._rows_of_file,
-            cycle_length=max(1, min(opts.cycle_length, len(self.files))),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        cycle_length = max(1, min(opts.cycle_length, len(self.files)))
+        if self.format == "tfrecord":
+            rows = files.interleave(
+                self._rows_of_file,
+                cycle_length=cycle_length,
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+        else:
+            # Parquet and CSV shards are read by Python generators (GIL-bound, so parallel
+            # calls buy little), and a parallel interleave also opens ``cycle_length``
+            # further shards ahead of time, each holding its reader, its memory-mapped
+            # pages and a decoded record batch: at 16 shards that was 8 open readers and
+            # +350 MiB of RSS. A sequential interleave gives the same order (the parallel
+            # one is deterministic) with ``cycle_length`` readers open.
+            rows = files.interleave(self._rows_of_file, cycle_length=cycle_length)
         if buffer > 1:
             rows = rows.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         # Repeat after shuffling, as the frame path does: the buffer never mixes two
@@ -277,8 +289,10 @@ class FileStream:
 
     def _read_rows(self) -> int:
         # Whole record batches are cast and encoded at once; this many rows bound the
-        # memory of one (on top of the shuffle buffer).
-        return max(8192, self.options.batch_size)
+        # memory of one (on top of the shuffle buffer): the encoded rows are Python bytes
+        # and then a string tensor, ~1 KiB a row each. 2048 read as fast as 8192 did and
+        # held 90 MiB less at 4 open shards (reading 16 Parquet shards of 250k rows).
+        return max(READ_ROWS, self.options.batch_size)
 
     def _csv_types(self) -> dict[str, pa.DataType]:
         types = {}

@@ -16,6 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
+
 import numpy as np
 import tensorflow as tf
 import tf_keras
@@ -385,6 +388,30 @@ class SequentialAttentionEmbedding(_EmbeddingsBase):
     def thaw(self) -> None:
         """From now on, gates are soft again: the pending candidates compete (a new round)."""
         self.hard_mask.assign(0.0)
+
+    @contextlib.contextmanager
+    def masked(self, names: Sequence[str]) -> Iterator[None]:
+        """Within the block, the selected features ``names`` are switched off.
+
+        Under the hard mask their gates are then 0, so evaluating the trained model inside
+        measures what they add (no training). The selection is restored on exit.
+
+        Args:
+            names: Selected features to switch off.
+
+        Example:
+            >>> with layer.masked(["country"]):
+            ...     logits_without_country = model(inputs, training=False)
+        """
+        attention = self.feature_attention
+        saved = attention.selected.numpy()
+        masked = saved.copy()
+        masked[[self.features.names.index(n) for n in names]] = 0.0
+        attention.selected.assign(masked)
+        try:
+            yield
+        finally:
+            attention.selected.assign(saved)
 
     def get_config(self) -> dict:
         return {

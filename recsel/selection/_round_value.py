@@ -89,18 +89,11 @@ class RoundValue:
         rounds for training longer. Each new feature is judged alone: masked together,
         an ID-like column rode along with an informative one (+0.0011 for the pair).
         """
-        attention = self.trainer.layer.feature_attention
-        saved = attention.selected.numpy()
         labels, full = self._valid_logits()
         gains = {}
-        try:
-            for name in names:
-                masked = saved.copy()
-                masked[self.features.names.index(name)] = 0.0
-                attention.selected.assign(masked)
+        for name in names:
+            with self.trainer.layer.masked([name]):
                 gains[name] = paired_auc_gain(labels, full, self._valid_logits()[1])
-        finally:
-            attention.selected.assign(saved)
         return gains
 
     def _adds_value(self, record: RoundRecord) -> bool:

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import platform
 import time
@@ -26,6 +27,7 @@ from recsel.inputs.source import BatchSource
 from recsel.model.tower import resolve_tower
 from recsel.selection import explain as _explain
 from recsel.selection.rounds import run_round
+from recsel.selection.schedule import Schedule
 from recsel.selection.setup import prepare_run, start_at_base_rate
 from recsel.selection.trainer import SelectionTrainer
 from recsel.spec.config import SelectionConfig
@@ -90,12 +92,12 @@ def select(
         config,
         k,
         budget_controller,
-        lambda cfg: SelectionTrainer(
+        functools.partial(
+            SelectionTrainer,
             features,
             train,
             valid,
             features.label,
-            cfg,
             log_dir=log_dir,
             progress=progress,
             checkpoint_dir=checkpoint_dir,
@@ -117,8 +119,29 @@ def select(
     if keep_all and not resumed:
         trainer.layer.feature_attention.force_select(list(range(len(features))))
         trainer.selection_weights.update(dict.fromkeys(features.names, 1.0))
-    rounds = [RoundRecord(**r) for r in resumed.get("rounds", [])]
     sample = _explain.validation_sample(valid, config.seed)
+    rounds, curves = _run_rounds(trainer, schedule, resumed, budget_controller, keep_all, sample)
+    _warn_if_repeated(trainer, config)
+    trainer.clear_checkpoints()
+    result = _result(trainer, features, config, rounds, curves, budget_controller, started)
+    result.dropped_reasons = _explain.dropped_reasons(result, features, sample)
+    return result
+
+
+def _run_rounds(
+    trainer: SelectionTrainer,
+    schedule: Schedule,
+    resumed: dict,
+    budget_controller,
+    keep_all: bool,
+    sample: pd.DataFrame,
+) -> tuple[list[RoundRecord], dict[int, list | None]]:
+    """Runs the schedule's rounds (from where a resumed run stopped) until the budget stops.
+
+    Returns:
+        The rounds' records, and each round's validation curve as its features join.
+    """
+    rounds = [RoundRecord(**r) for r in resumed.get("rounds", [])]
     curves: dict[int, list] = {}  # round -> the validation curve as its features join
     for index, planned in enumerate(schedule.rounds):
         if resumed.get("stopped"):
@@ -143,16 +166,27 @@ def select(
             }
         )
         # Through logging, so the TFX executor and Beam jobs (progress=False) log it too.
-        _LOG.info(_round_line(record, len(features)))
+        _LOG.info(_round_line(record, len(trainer.features)))
         if stop:
             break
-    _warn_if_repeated(trainer, config)
+    return rounds, curves
+
+
+def _result(
+    trainer: SelectionTrainer,
+    features: FeatureSet,
+    config: SelectionConfig,
+    rounds: list[RoundRecord],
+    curves: dict[int, list | None],
+    budget_controller,
+    started: float,
+) -> SelectionResult:
+    """The run's result: the final round (the budget's choice, else the last) and its history."""
     final_index = (
         budget_controller.final_round(rounds) if budget_controller is not None else len(rounds) - 1
     )
     final = rounds[final_index]
-    trainer.clear_checkpoints()
-    result = SelectionResult(
+    return SelectionResult(
         label=features.label,
         candidates=features.names,
         selected=final.selected,
@@ -172,8 +206,6 @@ def select(
         provenance=_provenance(started, trainer),
         feature_curve=curves.get(final_index),  # None if resumed past the final round
     )
-    result.dropped_reasons = _explain.dropped_reasons(result, features, sample)
-    return result
 
 
 def _warn_if_repeated(trainer: SelectionTrainer, config: SelectionConfig) -> None:

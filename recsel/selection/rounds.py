@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 
 from recsel.model.ranker import prune_ranker
 from recsel.selection import explain as _explain
+from recsel.selection import width_value
 from recsel.selection import widths as widths_lib
 from recsel.selection.schedule import Schedule
 from recsel.selection.trainer import SelectionTrainer
@@ -20,13 +22,20 @@ from recsel.spec.result import RoundRecord
 from recsel.spec.widths import embedding_bytes, target_width
 
 
-def finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict[str, int]:
+def finalise_widths(
+    trainer: SelectionTrainer, config: SelectionConfig, sample: pd.DataFrame
+) -> dict[str, int]:
+    """Settles the round's widths: selected chunks that earn their keep on held-out rows
+    (``recsel.selection.width_value``), rounded, clipped and, under a memory budget,
+    trimmed by value per byte; the layer's chunk selection is set to them."""
     layer = trainer.layer
     counts, widths = {}, {}
-    selected = layer.selected_chunks()
-    measured = widths_lib.chunk_values(trainer.model, list(selected), config.chunk_size)
-    if config.chunk_value_tolerance > 0:
-        selected = widths_lib.drop_idle_chunks(selected, measured, config.chunk_value_tolerance)
+    mean, se = width_value.ablation_values(trainer.model, sample, trainer.label, config.chunk_size)
+    selected = width_value.drop_idle_chunks(
+        layer.selected_chunks(), mean, se, config.chunk_significance
+    )
+    # Most valuable first: a width cut (rounding, memory) then drops the weakest chunks.
+    selected = {n: sorted(c, key=lambda k, n=n: (-mean[n][k], k)) for n, c in selected.items()}
     for name, chunks in selected.items():
         full = layer.features[name].embedding_dim
         widths[name] = target_width(len(chunks) * config.chunk_size, full, config)
@@ -36,7 +45,7 @@ def finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict[
         per = unit // config.chunk_size  # widths move a rounding unit, several chunks, at a time
         values = {}
         for n in widths:
-            kept = sorted(measured[n][selected[n]], reverse=True)
+            kept = sorted(np.maximum(mean[n][selected[n]], 0.0), reverse=True)
             values[n] = [sum(kept[i : i + per]) for i in range(0, len(kept), per)]
         lows = {n: target_width(0, layer.features[n].embedding_dim, config) for n in widths}
         widths = widths_lib.trim_to_memory_budget(
@@ -44,6 +53,7 @@ def finalise_widths(trainer: SelectionTrainer, config: SelectionConfig) -> dict[
         )
     for name, width in widths.items():
         counts[name] = width // config.chunk_size
+    widths_lib.rank_selected_chunks(layer, selected)
     layer.set_chunk_counts(counts)
     return widths
 
@@ -69,10 +79,7 @@ def train_round(
     new = [n for n in layer.selected_features() if n not in before]
     widths_lib.align_principal_axes(trainer.model, new)
     # The rotated chunks are new candidates: their logits start level.
-    chunks = [c for n in new for c in layer.chunks_of(n)]
-    logits = layer.chunk_attention.logits.numpy()
-    logits[chunks] = 0.0
-    layer.chunk_attention.logits.assign(logits)
+    layer.chunk_attention.reset_logits([c for n in new for c in layer.chunks_of(n)])
     if steps > split:
         # Checkpoints record the steps done in the round, so count the first call's too.
         provider = trainer.state_provider
@@ -139,10 +146,11 @@ def run_round(
         rounds: The rounds done so far (checkpoints record them).
         budget_controller: The budget, or None.
         keep_all: Widths-only run: every candidate is kept (principal axes rotate).
-        sample: Validation rows for the round's curve.
+        sample: Validation rows: the chunks' held-out value and the round's curve.
 
     Returns:
-        The round's record and curve, or ``(None, None)`` if the budget left no room.
+        The round's record and curve (None in a widths-only run), or ``(None, None)``
+        if the budget left no room.
     """
     layer, config, features = trainer.layer, trainer.config, trainer.features
     done = position.get("round_steps_done", 0)
@@ -168,7 +176,7 @@ def run_round(
         before = rounds[-1].selected if rounds else []
         label = f"round {index + 1}/{len(schedule.rounds)}"
         train_round(trainer, steps - done, before, label, rotate=keep_all)
-    widths = finalise_widths(trainer, config)
+    widths = finalise_widths(trainer, config, sample)
     # Fine-tune in place with the hard mask: the model then predicts as its pruned
     # copy will (no pending-candidate share), and the compiled step is reused.
     layer.freeze()
@@ -185,7 +193,12 @@ def run_round(
         embedding_bytes=embedding_bytes(kept),
         **trainer.evaluate(pruned, kept),
     )
-    curve = _explain.prefix_curve(pruned, kept, record.selected, sample, features.label)
+    # Widths only: every feature is in, in spec order, so there is no curve to show.
+    curve = (
+        None
+        if keep_all
+        else _explain.prefix_curve(pruned, kept, record.selected, sample, features.label)
+    )
     if budget_controller is not None:
         budget_controller.measure_round(record, pruned, kept)
     return record, curve

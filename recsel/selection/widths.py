@@ -15,14 +15,14 @@ Two steps around the chunk phase of ``select()``:
   which is what chunk attention can then see.
 * **Memory budget on widths.** ``trim_to_memory_budget`` removes chunks, lowest value
   per byte first, where a chunk's bytes are ``rows x chunk_size x 4`` and its value is
-  its measured contribution to the tower's first-layer input. At equal value the
+  its held-out loss increase when ablated (``recsel.selection.width_value``). At equal value the
   biggest table's chunks cost the most bytes, so it shrinks first, and features are
   only lost when every kept table is at its minimum width (the budget controller then
   keeps fewer features).
 
 Example:
     >>> align_principal_axes(trainer.model, ["user_id", "movie_id"])
-    >>> widths = trim_to_memory_budget(widths, features, 2**20, chunk_values, 8, min_widths)
+    >>> widths = trim_to_memory_budget(widths, features, 2**20, values, 8, min_widths)
 """
 
 from __future__ import annotations
@@ -192,8 +192,12 @@ def align_principal_axes(model, names: list[str]) -> dict[str, np.ndarray]:
 
 
 def chunk_values(model, names: list[str], chunk_size: int) -> dict[str, np.ndarray]:
-    """Measured value of each chunk of the named features: its usage-weighted energy at
+    """Energy of each chunk of the named features: its usage-weighted contribution to
     the tower's first layer, ``sum_rows w ||E[row, chunk] W[chunk]||^2``.
+
+    Fitted on training rows, it counts noise as value, so widths are no longer chosen by
+    it (``recsel.selection.width_value`` measures held-out value); it shows what the
+    principal-axis rotation orders.
 
     Args:
         model: A ``Ranker`` around a ``SequentialAttentionEmbedding``.
@@ -230,35 +234,28 @@ def chunk_values(model, names: list[str], chunk_size: int) -> dict[str, np.ndarr
     return out
 
 
-def drop_idle_chunks(
-    selected: dict[str, list[int]], values: dict[str, np.ndarray], tolerance: float
-) -> dict[str, list[int]]:
-    """Drops selected chunks whose value is below ``tolerance`` x the total selected value.
-
-    Each feature keeps its most valuable selected chunk whatever its value: dropping a
-    feature is the feature gates' decision, not the widths'.
+def rank_selected_chunks(layer, ranked: dict[str, list[int]]) -> None:
+    """Reorders the chunk selection so each feature's chunks in ``ranked`` come first,
+    in that order: ``set_chunk_counts`` keeps a feature's *earliest* selected chunks, so
+    a width cut then drops its least valuable ones, not its latest.
 
     Args:
-        selected: Per feature, its selected chunk positions.
-        values: Per feature, the value of every chunk (``chunk_values``).
-        tolerance: Share of the summed value of all selected chunks.
-
-    Returns:
-        Per feature, the chunk positions kept (in the given order).
+        layer: The ``SequentialAttentionEmbedding``.
+        ranked: Per feature, selected chunk positions (0-based within the feature), most
+            valuable first; its other selected chunks follow them.
 
     Example:
-        >>> drop_idle_chunks({"a": [0, 1]}, {"a": np.array([1.0, 1e-6])}, 0.01)
-        {'a': [0]}
+        >>> rank_selected_chunks(layer, {"user_id": [2, 0]})
     """
-    total = sum(float(values[n][c]) for n, chunks in selected.items() for c in chunks)
-    out = {}
-    for name, chunks in selected.items():
-        if not chunks:
-            out[name] = []
-            continue
-        best = max(chunks, key=lambda c: values[name][c])
-        out[name] = [c for c in chunks if c == best or values[name][c] >= tolerance * total]
-    return out
+    att = layer.chunk_attention
+    order = att.selected_indices()
+    queues = {}
+    for name, chunks in ranked.items():
+        ids = layer.chunks_of(name)
+        first = [ids[c] for c in chunks]
+        queues[name] = first + [g for g in order if g in ids and g not in first]
+    owner = {g: n for n, q in queues.items() for g in q}
+    att.set_selection([queues[owner[g]].pop(0) if g in owner else g for g in order])
 
 
 def trim_to_memory_budget(
@@ -282,7 +279,7 @@ def trim_to_memory_budget(
         widths: Chosen width per kept feature (multiples of ``chunk_size``).
         features: The candidates (table rows).
         budget_bytes: Memory budget for all kept tables.
-        values: Per feature, the values of its kept chunks (from ``chunk_values``).
+        values: Per feature, the values of its kept chunks (held-out, ``width_value``).
         chunk_size: Columns per chunk.
         min_widths: Smallest allowed width per feature.
 

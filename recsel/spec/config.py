@@ -33,10 +33,10 @@ class SelectionConfig:
         learning_rate: Adam learning rate.
         warmup_fraction: Leading share of the first round with all gates at 1.
         chunk_phase_fraction: Trailing share of each round spent choosing widths.
-        chunk_value_tolerance: A selected chunk (beyond a feature's strongest) whose
-            measured value (its share of the tower input's energy, see
-            ``recsel.selection.widths.chunk_values``) is below this share of all selected chunks'
-            value is dropped: widths must earn their keep (0 keeps every selected chunk).
+        chunk_significance: A selected chunk beyond a feature's most valuable one is kept
+            only if replacing its columns by their mean raises the validation log loss
+            by more than this many standard errors (``recsel.selection.width_value``):
+            widths must earn their keep on held-out rows (0: keep those that help at all).
         l2: Penalty on looked-up embedding rows; keeps attention identifiable.
         logit_scale: Attention logit multiplier. With Adam a logit moves about one learning
             rate per step, so over ~10-step selection phases the paper's scale (1) leaves
@@ -91,7 +91,7 @@ class SelectionConfig:
     learning_rate: float = 3e-3
     warmup_fraction: float = 0.1
     chunk_phase_fraction: float = 0.3
-    chunk_value_tolerance: float = 0.003
+    chunk_significance: float = 2.0
     l2: float = 1e-4
     logit_scale: float = 10.0
     hidden_units: tuple[int, ...] = (64, 32)
@@ -136,10 +136,8 @@ class SelectionConfig:
             )
         if self.max_dim is not None and self.max_dim < self.min_dim:
             raise ValueError(f"max_dim ({self.max_dim}) is below min_dim ({self.min_dim}).")
-        if not 0 <= self.chunk_value_tolerance < 1:
-            raise ValueError(
-                f"chunk_value_tolerance must be in [0, 1), got {self.chunk_value_tolerance}."
-            )
+        if not self.chunk_significance >= 0:
+            raise ValueError(f"chunk_significance must be >= 0, got {self.chunk_significance}.")
         if not 0 < self.dim_fraction <= 1:
             raise ValueError(f"dim_fraction must be in (0, 1], got {self.dim_fraction}.")
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:

@@ -111,6 +111,21 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         train_steps: Training steps of the whole run (overrides ``epochs``).
         learning_rate: Selection-model learning rate.
         seed: Seed of the selection run.
+        dim_fraction: Without a budget, the share of a kept feature's chunks kept.
+        chunk_significance: A kept feature's chunk is dropped unless ablating it raises the
+            validation log loss by more than this many standard errors.
+        warmup_fraction: Leading share of the first round with every gate at 1.
+        chunk_phase_fraction: Trailing share of each round that chooses widths.
+        finetune_steps: Hard-gated fine-tuning steps at the end of each round.
+        l2: L2 penalty on looked-up embedding rows.
+        logit_scale: Attention logit multiplier.
+        features_per_round: Features selected per round under a budget.
+        cost_rule: ``weight`` (attention weight among the candidates that fit) or
+            ``ratio`` (weight per unit cost), under a budget.
+        plateau_tolerance: Under a budget, the validation AUC a round's new features
+            must add.
+        plateau_patience: Under a budget, stop after this many rounds in a row add less.
+        log_every: Record the attention trajectory every this many steps.
         nan_policy: ``raise`` (default) or ``impute`` missing numeric values.
         module_file: A Python file defining the custom selection tower's factory (see
             ``recsel.model.tower``): it returns a ``tf_keras`` layer mapping the embedding
@@ -157,6 +172,18 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         train_steps: int | None = None,
         learning_rate: float | None = None,
         seed: int | None = None,
+        dim_fraction: float | None = None,
+        chunk_significance: float | None = None,
+        warmup_fraction: float | None = None,
+        chunk_phase_fraction: float | None = None,
+        finetune_steps: int | None = None,
+        l2: float | None = None,
+        logit_scale: float | None = None,
+        features_per_round: int | None = None,
+        cost_rule: str | None = None,
+        plateau_tolerance: float | None = None,
+        plateau_patience: int | None = None,
+        log_every: int | None = None,
         nan_policy: str = spec.DEFAULT_NAN_POLICY,
         module_file: str | None = None,
         tower_fn: str | None = None,

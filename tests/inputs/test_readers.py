@@ -3,6 +3,10 @@ per worker, the same rows from TFRecord, Parquet and CSV, and errors that name t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -12,6 +16,7 @@ import tensorflow as tf
 
 from recsel.inputs import FileStream, StreamOptions
 from recsel.inputs.frame_dataset import to_dataset
+from recsel.inputs.readers import READ_ROWS
 from recsel.spec.features import FeatureSet, FeatureSpec
 
 ROWS_PER_SHARD = 300
@@ -209,3 +214,64 @@ def test_python_cells_decodes_strings_at_any_rank():
     assert python_cells(tf.constant([b"a", b"b"])) == ["a", "b"]
     assert python_cells(tf.ragged.constant([[b"a"], []])) == [["a"], []]
     assert python_cells(tf.constant([[1], [2]], tf.int64)) == [[1], [2]]
+
+
+_COUNT_OPEN_SHARDS = """
+import sys
+import numpy as np
+from recsel.inputs import FileStream, StreamOptions
+from recsel.spec.features import FeatureSet
+
+open_now, most = [0], [0]
+read = FileStream.arrow_batches
+
+
+def counted(self, path):
+    open_now[0] += 1
+    most[0] = max(most[0], open_now[0])
+    try:
+        yield from read(self, path)
+    finally:
+        open_now[0] -= 1
+
+
+FileStream.arrow_batches = counted
+features = FeatureSet.from_json(sys.argv[2])
+options = StreamOptions(32, shuffle_buffer=50, seed=3, cycle_length=2)
+stream = FileStream(sys.argv[1] + "/*.parquet", features, options, "clicked")
+rows = sum(len(labels) for _, labels in stream.dataset())
+print(most[0], rows)
+"""
+
+
+def test_parquet_keeps_only_cycle_length_shards_open_in_the_tfrecord_order(tmp_path):
+    """A parallel interleave also opened shards ahead of ``cycle_length`` (each holding
+    its reader and a decoded batch: +350 MiB at 16 shards of 250k rows); the sequential
+    one must not, and must give the rows in the order of the (parallel) TFRecord one."""
+    rows = 2 * READ_ROWS + 500  # three record batches: a shard stays open a while
+    for s in range(6):
+        frame = _rows(s * rows, (s + 1) * rows)
+        pq.write_table(
+            pa.Table.from_pandas(frame, preserve_index=False), tmp_path / f"p{s}.parquet"
+        )
+        _write_tfrecord(str(tmp_path / f"p{s}.tfrecord"), frame)
+    options = StreamOptions(32, shuffle_buffer=50, seed=3, cycle_length=2)
+    parquet = FileStream(str(tmp_path / "*.parquet"), FEATURES, options, "clicked")
+    tfrecord = FileStream(str(tmp_path / "*.tfrecord"), FEATURES, options, "clicked")
+    got = _prices(parquet)
+    assert sorted(got) == sorted(np.arange(6 * rows) * 0.5)
+    np.testing.assert_array_equal(got, _prices(tfrecord))
+    # Counted in a fresh process without the suite's TF_DETERMINISTIC_OPS, under which
+    # tf.data opens no shard ahead and a parallel interleave would pass too.
+    FEATURES.to_json(str(tmp_path / "features.json"))
+    env = {k: v for k, v in os.environ.items() if k != "TF_DETERMINISTIC_OPS"}
+    script = [
+        sys.executable,
+        "-c",
+        _COUNT_OPEN_SHARDS,
+        str(tmp_path),
+        str(tmp_path / "features.json"),
+    ]
+    out = subprocess.run(script, env=env, capture_output=True, text=True, check=True, timeout=300)
+    most, seen = map(int, out.stdout.split()[-2:])
+    assert (most, seen) == (2, 6 * rows)
