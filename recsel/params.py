@@ -171,8 +171,8 @@ PARAMS: tuple[Param, ...] = (
     # ---- the selection model and schedule (advanced: the defaults are measured)
     Param("dim_fraction", f"Without a budget, share of a kept feature's chunks kept {_K}."),
     Param(
-        "chunk_significance", "Keep a chunk only if ablating it raises validation log loss "
-        f"by more than this many standard errors {_K}.",
+        "chunk_significance", "Widths-only runs: keep a chunk only if ablating it raises "
+        f"validation log loss by more than this many standard errors {_K}.",
     ),
     Param("warmup_fraction", f"Leading share of the first round with every gate at 1 {_K}."),
     Param("chunk_phase_fraction", f"Trailing share of each round that chooses widths {_K}."),

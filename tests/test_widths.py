@@ -231,3 +231,18 @@ def test_memory_budget_shrinks_the_huge_table_before_dropping_small_ones(tmp_pat
     used = sum(t["vocabulary_size"] * t["embedding_dim"] * 4 for t in tables)
     assert used <= budget
     assert {t["name"] for t in tables} == set(features.names)
+
+
+def test_feature_selection_runs_drop_chunks_by_energy_share_not_by_ablation():
+    """Unrotated chunks of one feature share directions, so ablating one alone costs little:
+    the significance rule is for widths-only runs, and feature selection keeps a chunk
+    that holds at least ENERGY_TOLERANCE of the selected first-layer energy."""
+    from recsel.selection.widths import ENERGY_TOLERANCE, drop_low_energy_chunks
+
+    energy = {"a": np.array([1.0, 0.5, 1e-6]), "b": np.array([1e-7, 0.0])}
+    kept = drop_low_energy_chunks({"a": [0, 1, 2], "b": [0, 1]}, energy)
+    assert kept == {"a": [0, 1], "b": [0]}  # b keeps its strongest chunk, however weak
+    above = {"a": np.array([1.0, 2 * ENERGY_TOLERANCE])}  # just over the share of the total
+    assert drop_low_energy_chunks({"a": [0, 1]}, above) == {"a": [0, 1]}
+    below = {"a": np.array([1.0, 0.5 * ENERGY_TOLERANCE])}
+    assert drop_low_energy_chunks({"a": [0, 1]}, below) == {"a": [0]}

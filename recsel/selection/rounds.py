@@ -23,17 +23,30 @@ from recsel.spec.widths import embedding_bytes, target_width
 
 
 def finalise_widths(
-    trainer: SelectionTrainer, config: SelectionConfig, sample: pd.DataFrame
+    trainer: SelectionTrainer, config: SelectionConfig, sample: pd.DataFrame, rotated: bool
 ) -> dict[str, int]:
-    """Settles the round's widths: selected chunks that earn their keep on held-out rows
-    (``recsel.selection.width_value``), rounded, clipped and, under a memory budget,
-    trimmed by value per byte; the layer's chunk selection is set to them."""
+    """Settles the round's widths: selected chunks that earn their keep, rounded, clipped
+    and, under a memory budget, trimmed by value per byte; the layer's chunk selection is
+    set to them.
+
+    A chunk earns its keep on held-out rows (``recsel.selection.width_value``) only where
+    the chunks were rotated to principal axes (widths-only runs): ablating one of two
+    correlated, unrotated chunks costs little, since the other carries the same direction,
+    so on feature-selection runs the significance rule cut every feature to one chunk (the
+    TFX demo fell from 8 to 7 informative groups, selector AUC 0.8628 -> 0.8163). There
+    the chunks keep their share of first-layer energy (``widths.drop_low_energy_chunks``).
+    """
     layer = trainer.layer
     counts, widths = {}, {}
     mean, se = width_value.ablation_values(trainer.model, sample, trainer.label, config.chunk_size)
-    selected = width_value.drop_idle_chunks(
-        layer.selected_chunks(), mean, se, config.chunk_significance
-    )
+    if rotated:
+        selected = width_value.drop_idle_chunks(
+            layer.selected_chunks(), mean, se, config.chunk_significance
+        )
+    else:
+        selected = layer.selected_chunks()
+        energy = widths_lib.chunk_values(trainer.model, list(selected), config.chunk_size)
+        selected = widths_lib.drop_low_energy_chunks(selected, energy)
     # Most valuable first: a width cut (rounding, memory) then drops the weakest chunks.
     selected = {n: sorted(c, key=lambda k, n=n: (-mean[n][k], k)) for n, c in selected.items()}
     for name, chunks in selected.items():
@@ -176,7 +189,7 @@ def run_round(
         before = rounds[-1].selected if rounds else []
         label = f"round {index + 1}/{len(schedule.rounds)}"
         train_round(trainer, steps - done, before, label, rotate=keep_all)
-    widths = finalise_widths(trainer, config, sample)
+    widths = finalise_widths(trainer, config, sample, rotated=keep_all)
     # Fine-tune in place with the hard mask: the model then predicts as its pruned
     # copy will (no pending-candidate share), and the compiled step is reused.
     layer.freeze()

@@ -258,6 +258,42 @@ def rank_selected_chunks(layer, ranked: dict[str, list[int]]) -> None:
     att.set_selection([queues[owner[g]].pop(0) if g in owner else g for g in order])
 
 
+# Feature-selection runs (chunks not rotated): a selected chunk holding under this share
+# of all selected chunks' first-layer energy is idle. 0.3% is last session's measured
+# default (``chunk_value_tolerance``), under which the TFX demo kept 8 of 8 groups.
+ENERGY_TOLERANCE = 0.003
+
+
+def drop_low_energy_chunks(
+    selected: dict[str, list[int]], energy: dict[str, np.ndarray]
+) -> dict[str, list[int]]:
+    """Drops selected chunks under ``ENERGY_TOLERANCE`` of the total selected energy.
+
+    Each feature keeps its most energetic selected chunk whatever its value: dropping a
+    feature is the feature gates' decision, not the widths'.
+
+    Args:
+        selected: Per feature, its selected chunk positions.
+        energy: Per feature, the first-layer energy of every chunk (``chunk_values``).
+
+    Returns:
+        Per feature, the chunk positions kept (in the given order).
+
+    Example:
+        >>> drop_low_energy_chunks({"a": [0, 1]}, {"a": np.array([1.0, 1e-6])})
+        {'a': [0]}
+    """
+    total = sum(float(energy[n][c]) for n, chunks in selected.items() for c in chunks)
+    out = {}
+    for name, chunks in selected.items():
+        if not chunks:
+            out[name] = []
+            continue
+        best = max(chunks, key=lambda c: energy[name][c])
+        out[name] = [c for c in chunks if c == best or energy[name][c] >= ENERGY_TOLERANCE * total]
+    return out
+
+
 def trim_to_memory_budget(
     widths: dict[str, int],
     features: FeatureSet,

@@ -37,6 +37,9 @@ class SelectionConfig:
             only if replacing its columns by their mean raises the validation log loss
             by more than this many standard errors (``recsel.selection.width_value``):
             widths must earn their keep on held-out rows (0: keep those that help at all).
+            Widths-only runs only, whose chunks are rotated to principal axes; feature
+            selection keeps chunks holding 0.3% of the first-layer energy
+            (``recsel.selection.widths.ENERGY_TOLERANCE``).
         l2: Penalty on looked-up embedding rows; keeps attention identifiable.
         logit_scale: Attention logit multiplier. With Adam a logit moves about one learning
             rate per step, so over ~10-step selection phases the paper's scale (1) leaves

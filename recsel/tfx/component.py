@@ -112,8 +112,9 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         learning_rate: Selection-model learning rate.
         seed: Seed of the selection run.
         dim_fraction: Without a budget, the share of a kept feature's chunks kept.
-        chunk_significance: A kept feature's chunk is dropped unless ablating it raises the
-            validation log loss by more than this many standard errors.
+        chunk_significance: In widths-only runs (every candidate kept), a kept feature's
+            chunk is dropped unless ablating it raises the validation log loss by more than
+            this many standard errors.
         warmup_fraction: Leading share of the first round with every gate at 1.
         chunk_phase_fraction: Trailing share of each round that chooses widths.
         finetune_steps: Hard-gated fine-tuning steps at the end of each round.
