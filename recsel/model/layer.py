@@ -273,6 +273,22 @@ class SequentialAttentionEmbedding(EmbeddingTables):
         self.hard_mask.assign(0.0)
 
     @contextlib.contextmanager
+    def hard_gates(self) -> Iterator[None]:
+        """Within the block the gates are the hard selection mask, as the pruned model sees
+        the layer; the gate mode in force before is restored on exit.
+
+        Example:
+            >>> with layer.hard_gates():
+            ...     kept_only = layer(inputs, training=False)
+        """
+        before = float(self.hard_mask.numpy())
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.hard_mask.assign(before)
+
+    @contextlib.contextmanager
     def masked(self, names: Sequence[str]) -> Iterator[None]:
         """Within the block, the selected features ``names`` are switched off.
 

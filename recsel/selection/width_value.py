@@ -77,13 +77,9 @@ def _embedded(model, sample) -> np.ndarray:
     from recsel.inputs.frame_dataset import to_dataset
 
     layer = model.embedding
-    hard = float(layer.hard_mask.numpy())
-    layer.hard_mask.assign(1.0)
-    try:
+    with layer.hard_gates():
         batches = to_dataset(sample, layer.features, None, 4096)
         return np.concatenate([layer(b, training=False).numpy() for b in batches])
-    finally:
-        layer.hard_mask.assign(hard)
 
 
 def _dense_stack(model) -> list[tuple[np.ndarray, np.ndarray, bool]] | None:
