@@ -383,8 +383,6 @@ class ArrowSource:
         """Batches in ``to_dataset``'s order for the same seed (see ``frame_dataset.row_batches``)."""
         if num_epochs not in (None, 1):
             raise ValueError(f"ArrowSource reads once or forever, not {num_epochs} epochs.")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
         return frame_dataset.row_batches(
             self.num_rows,
             self._gather,

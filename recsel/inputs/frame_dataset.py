@@ -112,8 +112,6 @@ def to_dataset(
     Example:
         >>> model.fit(to_dataset(train, features, "clicked", 512, shuffle=True), epochs=3)
     """
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
     tensors: Any = to_numpy_inputs(frame, features)
     if label is not None:
         if label not in frame.columns:
@@ -164,6 +162,8 @@ def row_batches(
     Example:
         >>> row_batches(10, lambda rows: rows, 4)  # [0..3], [4..7], [8, 9]
     """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
     # Shuffle and batch row indices, then gather whole batches from the column tensors:
     # per-row slicing of ragged columns through tf.data is ~10x slower on large frames.
     dataset = tf.data.Dataset.from_tensor_slices(tf.range(n, dtype=tf.int64))

@@ -233,15 +233,24 @@ class SequentialAttentionEmbedding(EmbeddingTables):
             for c in range(k * self.chunk_size, min((k + 1) * self.chunk_size, spec.embedding_dim))
         ]
 
+    def output_columns_of(self, name: str) -> np.ndarray:
+        """Columns of feature ``name`` in this layer's concatenated output (full width)."""
+        offset = 0
+        for spec in self.features:
+            if spec.name == name:
+                return np.arange(offset, offset + spec.embedding_dim)
+            offset += spec.embedding_dim
+        raise KeyError(f"Feature {name!r} is not in the layer; it has {self.features.names}.")
+
     def selected_output_columns(self) -> list[int]:
         """Columns of this layer's output that the pruned layer keeps, in its order."""
-        out, offset = [], 0
         kept = set(self.selected_features())
-        for spec in self.features:
-            if spec.name in kept:
-                out += [offset + c for c in self.selected_columns_of(spec.name)]
-            offset += spec.embedding_dim
-        return out
+        return [
+            int(self.output_columns_of(name)[c])
+            for name in self.features.names
+            if name in kept
+            for c in self.selected_columns_of(name)
+        ]
 
     def pruned(self) -> PrunedEmbedding:
         """A plain layer with only the selected features and their selected columns.

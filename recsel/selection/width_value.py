@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsel.selection.widths import _feature_columns
+from recsel.selection.widths import keep_chunks
 
 
 def drop_idle_chunks(
@@ -52,15 +52,9 @@ def drop_idle_chunks(
         ...                  {"a": np.array([0.01, 1e-3])}, 2.0)
         {'a': [0]}
     """
-    out = {}
-    for name, chunks in selected.items():
-        if not chunks:
-            out[name] = []
-            continue
-        value, error = mean[name], se[name]
-        best = max(chunks, key=lambda c: value[c])
-        out[name] = [c for c in chunks if c == best or value[c] > max(significance * error[c], 0.0)]
-    return out
+    return keep_chunks(
+        selected, mean, lambda name, c: mean[name][c] > max(significance * se[name][c], 0.0)
+    )
 
 
 def _log_loss_rows(model, embedded: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -156,7 +150,7 @@ def _ablate(
 
 
 def _chunk_columns(layer, name: str, chunk: int, chunk_size: int) -> np.ndarray:
-    return _feature_columns(layer, name)[chunk * chunk_size : (chunk + 1) * chunk_size]
+    return layer.output_columns_of(name)[chunk * chunk_size : (chunk + 1) * chunk_size]
 
 
 def ablation_values(

@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tf_keras
 
@@ -117,16 +119,6 @@ def row_usage(model, name: str) -> np.ndarray:
     return _StackReader(model).usage(name)
 
 
-def _feature_columns(layer, name: str) -> np.ndarray:
-    """Columns of feature ``name`` in the layer's concatenated output."""
-    offset = 0
-    for spec in layer.features:
-        if spec.name == name:
-            return np.arange(offset, offset + spec.embedding_dim)
-        offset += spec.embedding_dim
-    raise KeyError(f"Feature {name!r} is not in the layer; it has {layer.features.names}.")
-
-
 def _block(model, name: str) -> tuple:
     """(stack, first row, rows) of feature ``name``'s block in its stacked table."""
     stack = model.embedding._stack_of[name]
@@ -160,7 +152,7 @@ def align_principal_axes(model, names: list[str]) -> dict[str, np.ndarray]:
     reader = _StackReader(model)
     rotations, out = {}, {}
     for name in names:
-        columns = _feature_columns(layer, name)
+        columns = layer.output_columns_of(name)
         rotations[name], out[name] = principal_rotation(
             reader.table(name), reader.usage(name), kernel[columns]
         )
@@ -173,7 +165,7 @@ def align_principal_axes(model, names: list[str]) -> dict[str, np.ndarray]:
             continue
         values = target.numpy()
         for name, rotation in rotations.items():
-            columns = _feature_columns(layer, name)
+            columns = layer.output_columns_of(name)
             values[columns] = mix(rotation).T @ values[columns]
         target.assign(values)
     for stack in {id(_block(model, n)[0]): _block(model, n)[0] for n in names}.values():
@@ -222,7 +214,7 @@ def chunk_values(model, names: list[str], chunk_size: int) -> dict[str, np.ndarr
             out[name] = np.ones(n_chunks)
             continue
         table = reader.table(name).astype(np.float64)
-        kernel = full_kernel[_feature_columns(model.embedding, name)].astype(np.float64)
+        kernel = full_kernel[model.embedding.output_columns_of(name)].astype(np.float64)
         weight = reader.usage(name)
         weight = weight / max(weight.sum(), 1e-30)
         values = []
@@ -284,13 +276,38 @@ def drop_low_energy_chunks(
         {'a': [0]}
     """
     total = sum(float(energy[n][c]) for n, chunks in selected.items() for c in chunks)
+    return keep_chunks(
+        selected, energy, lambda name, c: energy[name][c] >= ENERGY_TOLERANCE * total
+    )
+
+
+def keep_chunks(
+    selected: dict[str, list[int]],
+    value: dict[str, np.ndarray],
+    passes: Callable[[str, int], bool],
+) -> dict[str, list[int]]:
+    """Per feature, its most valuable selected chunk and the others that ``passes``.
+
+    The best chunk stays whatever its value: dropping a feature is the feature gates'
+    decision, not the widths'. Both drop rules (energy share here, held-out significance
+    in ``width_value.drop_idle_chunks``) decide through this.
+
+    Args:
+        selected: Per feature, its selected chunk positions.
+        value: Per feature, a value per chunk (the best one is kept).
+        passes: ``(feature, chunk) -> keep it``, for the other chunks.
+
+    Returns:
+        Per feature, the chunk positions kept (in the given order).
+
+    Example:
+        >>> keep_chunks({"a": [0, 1]}, {"a": np.array([2.0, 1.0])}, lambda n, c: False)
+        {'a': [0]}
+    """
     out = {}
     for name, chunks in selected.items():
-        if not chunks:
-            out[name] = []
-            continue
-        best = max(chunks, key=lambda c: energy[name][c])
-        out[name] = [c for c in chunks if c == best or energy[name][c] >= ENERGY_TOLERANCE * total]
+        best = max(chunks, key=lambda c: value[name][c]) if chunks else None
+        out[name] = [c for c in chunks if c == best or passes(name, c)]
     return out
 
 
