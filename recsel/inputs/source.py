@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -101,6 +102,33 @@ class FrameSource:
 
     def sample_frame(self, rows: int) -> pd.DataFrame:
         return self.frame.head(rows)
+
+
+def first_labels(source: BatchSource, rows: int) -> np.ndarray:
+    """The labels of a source's first ``rows`` rows (unshuffled), as float64.
+
+    The same rows as ``source.sample_frame(rows)`` gives, without turning every feature
+    column into Python cells and a frame: for the training base rate only the label is
+    needed, and the cells cost 0.4-0.8 s per 4096 rows of 40 candidates.
+
+    Args:
+        source: A labelled ``BatchSource``.
+        rows: How many rows (at most; fewer if the source holds fewer).
+
+    Returns:
+        The labels, in row order.
+
+    Raises:
+        ValueError: If the source has no label or holds no rows.
+
+    Example:
+        >>> rate = first_labels(train_stream, 4096).mean()
+    """
+    if source.label is None:
+        raise ValueError("first_labels(): the source has no label column.")
+    for _, labels in source.dataset(rows, shuffle=False, num_epochs=1).take(1):
+        return labels.numpy().astype(np.float64).reshape(-1)
+    raise ValueError(f"first_labels(): the source of {source.label!r} holds no rows.")
 
 
 def as_source(data, features: FeatureSet, label: str | None, what: str) -> BatchSource:

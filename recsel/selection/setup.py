@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from recsel.inputs.source import BatchSource
+from recsel.inputs.source import BatchSource, first_labels
 from recsel.selection.schedule import Schedule, fit_schedule
 from recsel.selection.trainer import SelectionTrainer
 from recsel.spec.config import SelectionConfig
@@ -92,12 +92,14 @@ def start_at_base_rate(trainer: SelectionTrainer, train, label: str) -> None:
     logit = getattr(trainer.model, "logit", None)
     if logit is None:  # a custom tower owns its own output layer
         return
-    frame = (
-        train
+    # A stream's first rows (as sample_frame would give them), label only: building the
+    # feature cells of 4096 rows took 0.4-0.8 s of every run, for a mean of the labels.
+    labels = (
+        train[label].to_numpy(np.float64)
         if isinstance(train, pd.DataFrame)
-        else trainer.train_source.sample_frame(BASE_RATE_ROWS)
+        else first_labels(trainer.train_source, BASE_RATE_ROWS)
     )
-    rate = float(np.clip(np.mean(frame[label].to_numpy(np.float64)), 1e-4, 1 - 1e-4))
+    rate = float(np.clip(np.mean(labels), 1e-4, 1 - 1e-4))
     if min(rate, 1 - rate) >= RARE_CLASS_RATE:
         return
     logit.bias.assign(np.full(logit.bias.shape, np.log(rate / (1 - rate)), np.float32))

@@ -17,6 +17,7 @@ import tensorflow as tf
 from recsel.inputs import FileStream, StreamOptions
 from recsel.inputs.frame_dataset import to_dataset
 from recsel.inputs.readers import READ_ROWS
+from recsel.inputs.source import first_labels
 from recsel.spec.features import FeatureSet, FeatureSpec
 
 ROWS_PER_SHARD = 300
@@ -275,3 +276,17 @@ def test_parquet_keeps_only_cycle_length_shards_open_in_the_tfrecord_order(tmp_p
     out = subprocess.run(script, env=env, capture_output=True, text=True, check=True, timeout=300)
     most, seen = map(int, out.stdout.split()[-2:])
     assert (most, seen) == (2, 6 * rows)
+
+
+@pytest.mark.parametrize("pattern", ["train-*.tfrecord.gz", "part-*.parquet"])
+def test_first_labels_are_the_sample_frames_labels_without_the_frame(shards, pattern):
+    """The base rate reads only labels; they must be the rows sample_frame would give."""
+    stream = FileStream(f"{shards}/{pattern}", FEATURES, StreamOptions(64, seed=5), "clicked")
+    for rows in (250, 5000):  # within the first shard's interleave, and more than all rows
+        labels = first_labels(stream, rows)
+        want = stream.sample_frame(rows)["clicked"].to_numpy(np.float64)
+        assert labels.dtype == np.float64 and len(labels) == min(rows, SHARDS * ROWS_PER_SHARD)
+        np.testing.assert_array_equal(labels, want)
+    unlabelled = FileStream(f"{shards}/{pattern}", FEATURES, StreamOptions(64))
+    with pytest.raises(ValueError, match="no label"):
+        first_labels(unlabelled, 10)
