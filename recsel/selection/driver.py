@@ -119,7 +119,7 @@ def select(
     if keep_all and not resumed:
         trainer.layer.feature_attention.force_select(list(range(len(features))))
         trainer.selection_weights.update(dict.fromkeys(features.names, 1.0))
-    sample = _explain.validation_sample(valid, config.seed)
+    sample = _explain.validation_sample(valid, config.seed, head=trainer.valid_head)
     rounds, curves = _run_rounds(trainer, schedule, resumed, budget_controller, keep_all, sample)
     _warn_if_repeated(trainer, config)
     trainer.clear_checkpoints()

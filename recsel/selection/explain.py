@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,14 +39,17 @@ COPY_THRESHOLD = 0.85  # both-way purity / |correlation|: a 10%-noisy relabellin
 _MAX_DISTINCT_SHARE = 0.2  # more distinct values than this share of rows: ID-like, no verdict
 
 
-def validation_sample(valid, seed: int = 0, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
+def validation_sample(
+    valid, seed: int = 0, rows: int = SAMPLE_ROWS, head: Callable[[int], pd.DataFrame] | None = None
+) -> pd.DataFrame:
     """At most ``rows`` rows of ``valid``, drawn with ``seed`` (all of them if fewer).
 
     A stream (``recsel.inputs`` source) gives its first ``rows`` rows instead: drawing
-    at random would mean reading all of it.
+    at random would mean reading all of it. ``head(rows)``, when given, reads them
+    (``SelectionTrainer.valid_head``, which the serving sample shares).
     """
     if not isinstance(valid, pd.DataFrame):
-        return valid.sample_frame(rows)
+        return head(rows) if head is not None else valid.sample_frame(rows)
     return valid if len(valid) <= rows else valid.sample(rows, random_state=seed)
 
 

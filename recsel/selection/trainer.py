@@ -40,6 +40,10 @@ MAX_TRAJECTORY_POINTS = 512
 MAX_STEPS_PER_CALL = 100
 # Rows kept in memory as serving-latency inputs (calibration and budget rounds).
 SERVING_SAMPLE_ROWS = 2048
+# The validation stream's head is read this many rows at once: the serving sample and
+# the explain sample (``recsel.selection.explain.SAMPLE_ROWS``) are both its first rows,
+# so one read serves both (each read builds a pipeline and Python cells: ~0.4-0.8 s).
+VALID_HEAD_ROWS = 5000
 
 
 def config_hash(config: SelectionConfig, features: FeatureSet) -> str:
@@ -158,6 +162,8 @@ class SelectionTrainer:
         self.train_source = as_source(train, features, label, "train")
         self.valid_source = as_source(valid, features, label, "valid")
         self._serving_sample = None  # read on first use: only budgets need it
+        self._valid_head: pd.DataFrame | None = None  # the validation head read so far
+        self._valid_head_rows = 0  # how many rows that read asked for
         self._valid_batches = None  # built on first evaluation, then re-iterated
         self.progress = progress
         with self.strategy.scope():  # variables (and so the selection state) per replica
@@ -222,8 +228,32 @@ class SelectionTrainer:
         """A few thousand validation rows as serving-latency inputs (read once, when asked)."""
         if self._serving_sample is None:
             rows = max(SERVING_SAMPLE_ROWS, self.config.serving_batch_size)
-            self._serving_sample = self.valid_source.sample_frame(rows)
+            self._serving_sample = self.valid_head(rows)
         return self._serving_sample
+
+    def valid_head(self, rows: int) -> pd.DataFrame:
+        """The validation source's first ``rows`` rows (unshuffled), read once for all users.
+
+        The first read takes at least ``VALID_HEAD_ROWS`` rows, so the serving sample and
+        the explain sample share it; the rows are those of
+        ``valid_source.sample_frame(rows)`` (a stream's first rows do not depend on how
+        many are read).
+
+        Args:
+            rows: How many rows (fewer if the source holds fewer).
+
+        Returns:
+            A frame of at most ``rows`` rows; the cached read itself when it holds no more.
+
+        Example:
+            >>> serving = trainer.valid_head(2048)  # reads 5000 rows
+            >>> sample = trainer.valid_head(5000)  # no second read
+        """
+        if self._valid_head is None or rows > self._valid_head_rows:
+            self._valid_head_rows = max(int(rows), VALID_HEAD_ROWS)
+            self._valid_head = self.valid_source.sample_frame(self._valid_head_rows)
+        head = self._valid_head
+        return head if len(head) <= rows else head.iloc[:rows].copy()
 
     def _open_stream(self, skip_batches: int):
         dataset = self.train_source.dataset(

@@ -3,6 +3,7 @@ order, and checkpoints whose size does not grow with the rows."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -13,6 +14,7 @@ from recsel.inputs.splits import split_frame
 from recsel.inputs.tabular import validate_frame
 from recsel.model.serving import serialize_examples
 from recsel.selection.driver import select
+from recsel.selection.trainer import SERVING_SAMPLE_ROWS, VALID_HEAD_ROWS, SelectionTrainer
 from recsel.spec.config import SelectionConfig
 
 
@@ -98,3 +100,26 @@ def test_checkpoint_size_does_not_grow_with_the_rows(tmp_path):
             )
         sizes[rows] = _checkpoint_bytes(directory) / len(list(directory.glob("ckpt-*.index")))
     assert sizes[40_000] <= 1.10 * sizes[10_000], sizes
+
+
+def test_serving_and_explain_samples_share_one_read_of_the_validation_head(tmp_path):
+    train, valid, features, label = _prepared(30000)  # 6000 validation rows
+    stream = FileStream(
+        _write(str(tmp_path / "valid.tfrecord"), valid, features, label),
+        features,
+        StreamOptions(256, shuffle_buffer=0, shuffle_files=False),
+        label,
+    )
+    reads = []
+    read = stream.sample_frame
+    stream.sample_frame = lambda rows: reads.append(rows) or read(rows)
+    config = SelectionConfig(num_features=3, batch_size=64, seed=5)
+    trainer = SelectionTrainer(features, train, stream, label, config, progress=False)
+
+    serving = trainer.serving_sample
+    sample = trainer.valid_head(VALID_HEAD_ROWS)
+    assert reads == [VALID_HEAD_ROWS]  # one read for both
+    pd.testing.assert_frame_equal(serving, read(SERVING_SAMPLE_ROWS))
+    pd.testing.assert_frame_equal(sample, read(VALID_HEAD_ROWS))
+    everything = trainer.valid_head(10_000)  # more than was read: read again, all of it
+    assert reads == [VALID_HEAD_ROWS, 10_000] and len(everything) == len(valid)
