@@ -106,6 +106,7 @@ class BudgetController(LatencyTiming, RoundValue):
         # relative budget so that machine load cancels out of the ratio.
         self._full_model: ServingTarget | None = None
         self._latest_full_model_ms: float | None = None
+        self._quietest_full_model_ms: float | None = None  # least full-model p50 seen
         # Round index -> AUC its new features add on the same trained model (masked
         # evaluation); the first round has no earlier set to compare with.
         self.marginal_auc: dict[int, float] = {}
@@ -303,15 +304,28 @@ class BudgetController(LatencyTiming, RoundValue):
         if self.config.latency_budget_ms is not None:
             stats, full = self._measure(pruned, kept)
             limit = self.latency_limit_ms(full.p50_ms if full is not None else None)
-            if limit < stats.p50_ms <= BORDERLINE * limit:
+            if limit < stats.p50_ms and (
+                stats.p50_ms <= BORDERLINE * limit or self._load_spike(full)
+            ):
                 # Within timing noise of the limit (on a busy 2-core CI box a round
-                # measured 8% over a budget it fits): judge it on 3x the passes.
+                # measured 8% over a budget it fits), or timed in a load spike (Adult's
+                # round 9 measured 3x its neighbours beside a full model 1.4x its quietest
+                # p50, and the rounds stopped with budget left): judge it on 3x the passes.
                 stats, full = self._measure(pruned, kept, passes=9)
             record.latency_ms_p50, record.latency_ms_p99 = stats.p50_ms, stats.p99_ms
             record.full_model_latency_ms = full.p50_ms if full is not None else None
             if full is not None:
                 self._latest_full_model_ms = full.p50_ms
+                self._quietest_full_model_ms = min(
+                    full.p50_ms, self._quietest_full_model_ms or full.p50_ms
+                )
             record.predicted_latency_ms = self.cost_model.predict_ms(kept)
+
+    def _load_spike(self, full) -> bool:
+        """Whether the full model, timed beside a round, measured over ``BORDERLINE`` times
+        its quietest p50 so far: background load only adds time, so that is load, not cost."""
+        seen = [ms for ms in (self.full_model_latency_ms, self._quietest_full_model_ms) if ms]
+        return full is not None and bool(seen) and full.p50_ms > BORDERLINE * min(seen)
 
     def within_budget(self, record: RoundRecord) -> bool:
         latency_ok = (
