@@ -1,8 +1,9 @@
 """Run budget selections with plateau_patience=99 so every planned round runs; record
-per-round masked gains, errors, budget fit, and (real data) each prefix's test AUC."""
+per-round masked gains, errors, budget fit, and (real data) each prefix's test AUC.
 
     PYTHONPATH=. python benchmarks/results/issue14_probes/rounds_probe.py adv OUT.json
     PYTHONPATH=. python benchmarks/results/issue14_probes/rounds_probe.py real OUT.json adult movielens
+"""
 
 import json
 import os
