@@ -9,11 +9,12 @@ cost (``"ratio"``, which lets measured speed reorder the choice). After each
 round the pruned model's serving latency is *measured*; under a relative budget
 (``latency_budget_fraction``) the full model is timed alongside it, in interleaved
 passes, and the round fits when the ratio of the two does (a round within 15% over its
-limit is re-timed on 3x the passes first). Candidates that copy a kept feature
+limit, or over it while the full model beside it measured 15% over its quietest p50, is
+re-timed on 3x the passes first). Candidates that copy a kept feature
 (``recsel.selection._redundancy``) are never eligible. Each of a round's new features is then
 masked off the trained model for one validation pass (paired with the unmasked pass;
 ``recsel.selection._delong`` gives the error): it passes if it adds at least ``plateau_tolerance``
-AUC. Rounds stop after ``plateau_patience`` failing rounds in a row, and the result is
+AUC, or if the check cannot tell (``RoundValue._inconclusive``). Rounds stop after ``plateau_patience`` failing rounds in a row, and the result is
 the last in-budget round that passed (comparing rounds' AUCs instead credits later
 rounds for training longer, and let copies and noise in; stopping at the first failure
 lost Adult's late features, which a just-joined feature's first round undervalues).
