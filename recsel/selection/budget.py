@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -51,6 +52,11 @@ from recsel.spec.widths import embedding_bytes
 # A round measured over its latency limit by at most this factor is re-timed on more
 # passes before it is judged: the gap is within what a busy machine's noise can add.
 BORDERLINE = 1.15
+# A round still over its limit in a load spike is timed again this many times, this many
+# seconds apart: a spike from another process's burst (Adult's round 6 measured 1.49 ms
+# beside a full model at 2.8x its quietest p50) outlasts 9 passes but not a few seconds.
+SPIKE_RETRIES = 2
+SPIKE_WAIT_S = 2.0
 
 
 class BudgetError(ValueError):
@@ -312,7 +318,7 @@ class BudgetController(LatencyTiming, RoundValue):
                 # measured 8% over a budget it fits), or timed in a load spike (Adult's
                 # round 9 measured 3x its neighbours beside a full model 1.4x its quietest
                 # p50, and the rounds stopped with budget left): judge it on 3x the passes.
-                stats, full = self._measure(pruned, kept, passes=9)
+                stats, full = self._retime(pruned, kept, limit)
             record.latency_ms_p50, record.latency_ms_p99 = stats.p50_ms, stats.p99_ms
             record.full_model_latency_ms = full.p50_ms if full is not None else None
             if full is not None:
@@ -321,6 +327,23 @@ class BudgetController(LatencyTiming, RoundValue):
                     full.p50_ms, self._quietest_full_model_ms or full.p50_ms
                 )
             record.predicted_latency_ms = self.cost_model.predict_ms(kept)
+
+    def _retime(self, pruned, kept: FeatureSet, limit: float):
+        """Times a round again on 3x the passes; while it stays over ``limit`` in a load
+        spike, waits ``SPIKE_WAIT_S`` and tries again, up to ``SPIKE_RETRIES`` times.
+
+        Load only adds time, so the least p50 of the tries is kept (with the full model
+        timed in the same passes). A spike that outlasts every try decides the round.
+        """
+        stats, full = self._measure(pruned, kept, passes=9)
+        for _ in range(SPIKE_RETRIES):
+            if stats.p50_ms <= limit or not self._load_spike(full):
+                break
+            time.sleep(SPIKE_WAIT_S)
+            again = self._measure(pruned, kept, passes=9)
+            if again[0].p50_ms < stats.p50_ms:
+                stats, full = again
+        return stats, full
 
     def _load_spike(self, full) -> bool:
         """Whether the full model, timed beside a round, measured over ``BORDERLINE`` times
