@@ -56,3 +56,4 @@ def test_budget_comparison_runs_on_every_seed_and_renders(tmp_path):
     (tmp_path / "compare_methods.json").write_text(json.dumps(doc))
     markdown = render.render_markdown(render.load_results(tmp_path))
     assert "Latency budget over seeds 0, 1" in markdown and "Within joint budget" in markdown
+    assert "Target: recsel's mean test AUC under the budget" in markdown
