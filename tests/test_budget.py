@@ -143,7 +143,10 @@ def test_budget_plans_rounds_on_the_cost_models_own_scale():
     predicted_full = cost_model.predict_ms(features)
     # The full model now measures twice what the (cached) calibration predicts, so 4 ms
     # measured now buys what 2 ms of predictions describe.
-    controller._latest_full_model_ms = 2 * predicted_full
+    controller._quietest_full_model_ms = 2 * predicted_full
+    assert controller.planning_budget_ms() == pytest.approx(2.0)
+    # A load spike in the latest timing does not shrink it: the quietest p50 rescales.
+    controller._latest_full_model_ms = 6 * predicted_full
     assert controller.planning_budget_ms() == pytest.approx(2.0)
     controller.requested_fraction = 0.5
     # Relative: half the *predicted* full model, not the 4 ms resolved from a timing.

@@ -15,15 +15,18 @@ from recsel.spec.config import SelectionConfig
 from recsel.spec.result import RoundRecord
 
 
-def _controller(gains: list[float | None], **config) -> tuple[BudgetController, list]:
+def _controller(
+    gains: list[float | None], errors: list[float] | None = None, **config
+) -> tuple[BudgetController, list]:
     """A controller with no trainer or cost model; only the value rule is exercised."""
     controller = BudgetController.__new__(BudgetController)
     controller.config = SelectionConfig(memory_budget_bytes=1e9, **config)
-    controller.minimum, controller.marginal_auc = {}, {}
+    controller.minimum, controller.marginal_auc, controller.marginal_se = {}, {}, {}
     rounds = []
     for index, gain in enumerate(gains):
         if gain is not None:
             controller.marginal_auc[index] = gain
+            controller.marginal_se[index] = errors[index] if errors else 0.0
         rounds.append(
             RoundRecord(
                 index=index,
@@ -64,6 +67,22 @@ def test_tolerance_is_the_threshold():
     assert controller.final_round(rounds) == 1
     controller, rounds = _controller([None, 0.0006, 0.0004, 0.0004], plateau_tolerance=0.0003)
     assert controller.final_round(rounds) == 3
+
+
+def test_a_noisy_check_of_a_used_feature_does_not_fail_its_round():
+    # Rare-positive seed 1: group c07 masked at -0.0092 +- 0.0151 (about 100 validation
+    # positives), then ID-like c09 at -0.0005 +- 0.0003; c07's round now stays in.
+    gains, errors = (
+        [None, 0.12, 0.019, 0.067, 0.035, -0.0092, -0.0005],
+        [0.0] * 5 + [0.0151, 0.0003],
+    )
+    controller, rounds = _controller(gains, errors)
+    assert controller.final_round(rounds) == 5
+    # Rare-positive seed 0's ID-like c06 (+0.0002 +- 0.0004) and a precise negative gain
+    # (-0.003 +- 0.001) still fail: their errors are small or rule the tolerance out.
+    for gain, error in ((0.0002, 0.0004), (-0.003, 0.001), (-0.02, 0.004)):
+        controller, rounds = _controller([None, 0.05, gain, -0.0005], [0.0, 0.0, error, 0.0003])
+        assert controller.final_round(rounds) == 1, (gain, error)
 
 
 def test_patience_must_be_positive():

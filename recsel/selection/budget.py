@@ -9,11 +9,12 @@ cost (``"ratio"``, which lets measured speed reorder the choice). After each
 round the pruned model's serving latency is *measured*; under a relative budget
 (``latency_budget_fraction``) the full model is timed alongside it, in interleaved
 passes, and the round fits when the ratio of the two does (a round within 15% over its
-limit is re-timed on 3x the passes first). Candidates that copy a kept feature
+limit, or over it while the full model beside it measured 15% over its quietest p50, is
+re-timed on 3x the passes first). Candidates that copy a kept feature
 (``recsel.selection._redundancy``) are never eligible. Each of a round's new features is then
 masked off the trained model for one validation pass (paired with the unmasked pass;
 ``recsel.selection._delong`` gives the error): it passes if it adds at least ``plateau_tolerance``
-AUC. Rounds stop after ``plateau_patience`` failing rounds in a row, and the result is
+AUC, or if the check cannot tell (``RoundValue._inconclusive``). Rounds stop after ``plateau_patience`` failing rounds in a row, and the result is
 the last in-budget round that passed (comparing rounds' AUCs instead credits later
 rounds for training longer, and let copies and noise in; stopping at the first failure
 lost Adult's late features, which a just-joined feature's first round undervalues).
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -50,6 +52,11 @@ from recsel.spec.widths import embedding_bytes
 # A round measured over its latency limit by at most this factor is re-timed on more
 # passes before it is judged: the gap is within what a busy machine's noise can add.
 BORDERLINE = 1.15
+# A round still over its limit in a load spike is timed again this many times, this many
+# seconds apart: a spike from another process's burst (Adult's round 6 measured 1.49 ms
+# beside a full model at 2.8x its quietest p50) outlasts 9 passes but not a few seconds.
+SPIKE_RETRIES = 2
+SPIKE_WAIT_S = 2.0
 
 
 class BudgetError(ValueError):
@@ -106,6 +113,7 @@ class BudgetController(LatencyTiming, RoundValue):
         # relative budget so that machine load cancels out of the ratio.
         self._full_model: ServingTarget | None = None
         self._latest_full_model_ms: float | None = None
+        self._quietest_full_model_ms: float | None = None  # least full-model p50 seen
         # Round index -> AUC its new features add on the same trained model (masked
         # evaluation); the first round has no earlier set to compare with.
         self.marginal_auc: dict[int, float] = {}
@@ -303,15 +311,45 @@ class BudgetController(LatencyTiming, RoundValue):
         if self.config.latency_budget_ms is not None:
             stats, full = self._measure(pruned, kept)
             limit = self.latency_limit_ms(full.p50_ms if full is not None else None)
-            if limit < stats.p50_ms <= BORDERLINE * limit:
+            if limit < stats.p50_ms and (
+                stats.p50_ms <= BORDERLINE * limit or self._load_spike(full)
+            ):
                 # Within timing noise of the limit (on a busy 2-core CI box a round
-                # measured 8% over a budget it fits): judge it on 3x the passes.
-                stats, full = self._measure(pruned, kept, passes=9)
+                # measured 8% over a budget it fits), or timed in a load spike (Adult's
+                # round 9 measured 3x its neighbours beside a full model 1.4x its quietest
+                # p50, and the rounds stopped with budget left): judge it on 3x the passes.
+                stats, full = self._retime(pruned, kept, limit)
             record.latency_ms_p50, record.latency_ms_p99 = stats.p50_ms, stats.p99_ms
             record.full_model_latency_ms = full.p50_ms if full is not None else None
             if full is not None:
                 self._latest_full_model_ms = full.p50_ms
+                self._quietest_full_model_ms = min(
+                    full.p50_ms, self._quietest_full_model_ms or full.p50_ms
+                )
             record.predicted_latency_ms = self.cost_model.predict_ms(kept)
+
+    def _retime(self, pruned, kept: FeatureSet, limit: float):
+        """Times a round again on 3x the passes; while it stays over ``limit`` in a load
+        spike, waits ``SPIKE_WAIT_S`` and tries again, up to ``SPIKE_RETRIES`` times.
+
+        Load only adds time, so the least p50 of the tries is kept (with the full model
+        timed in the same passes). A spike that outlasts every try decides the round.
+        """
+        stats, full = self._measure(pruned, kept, passes=9)
+        for _ in range(SPIKE_RETRIES):
+            if stats.p50_ms <= limit or not self._load_spike(full):
+                break
+            time.sleep(SPIKE_WAIT_S)
+            again = self._measure(pruned, kept, passes=9)
+            if again[0].p50_ms < stats.p50_ms:
+                stats, full = again
+        return stats, full
+
+    def _load_spike(self, full) -> bool:
+        """Whether the full model, timed beside a round, measured over ``BORDERLINE`` times
+        its quietest p50 so far: background load only adds time, so that is load, not cost."""
+        seen = [ms for ms in (self.full_model_latency_ms, self._quietest_full_model_ms) if ms]
+        return full is not None and bool(seen) and full.p50_ms > BORDERLINE * min(seen)
 
     def within_budget(self, record: RoundRecord) -> bool:
         latency_ok = (

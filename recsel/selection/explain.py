@@ -22,8 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,12 +29,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
-from recsel.selection._redundancy import hashable as _hashable
+from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, Column, redundancy, redundancy_of
 from recsel.spec.features import FeatureSet
 
 SAMPLE_ROWS = 5000  # enough for AUC to 2-3 decimals; k tower passes over it stay cheap
-COPY_THRESHOLD = 0.85  # both-way purity / |correlation|: a 10%-noisy relabelling passes
-_MAX_DISTINCT_SHARE = 0.2  # more distinct values than this share of rows: ID-like, no verdict
 
 
 def validation_sample(
@@ -110,71 +106,19 @@ def prefix_curve(
     return curve
 
 
-@dataclasses.dataclass
-class _Column:
-    """One column, prepared once for every pair it is scored in (``dropped_reasons`` scores
-    each dropped candidate against each kept feature: hashing list cells per pair was
-    most of its time)."""
-
-    series: pd.Series
-    _codes: tuple[np.ndarray, int] | None = None
-
-    @functools.cached_property
-    def numeric(self) -> bool:
-        return pd.api.types.is_numeric_dtype(self.series) and self.series.nunique() > 20
-
-    @functools.cached_property
-    def values(self) -> np.ndarray:
-        return self.series.astype(float).to_numpy()
-
-    @property
-    def codes(self) -> tuple[np.ndarray, int]:
-        """Integer codes of the (hashable) values (-1: missing) and how many values."""
-        if self._codes is None:
-            codes, uniques = pd.factorize(_hashable(self.series))
-            self._codes = (codes.astype(np.int64), len(uniques))
-        return self._codes
-
-
-def _purities(a: _Column, b: _Column) -> tuple[float, float]:
-    """Share of rows whose ``b`` is the most common ``b`` of their ``a`` value, and the
-    same with the roles swapped, from one contingency table."""
-    (ca, na), (cb, nb) = a.codes, b.codes
-    present = (ca >= 0) & (cb >= 0)  # missing values form no pair, but count as rows
-    table = np.bincount(ca[present] * nb + cb[present], minlength=na * nb).reshape(na, nb)
-    rows = len(ca)
-    return float(table.max(axis=1, initial=0).sum() / rows), float(
-        table.max(axis=0, initial=0).sum() / rows
-    )
-
-
-def _copy_score(a: _Column, b: _Column) -> float | None:
-    rows = len(a.series)
-    if rows < 2:
-        return None
-    if a.numeric and b.numeric:
-        if a.series.std() == 0 or b.series.std() == 0:
-            return None
-        return abs(float(np.corrcoef(a.values, b.values)[0, 1]))
-    limit = _MAX_DISTINCT_SHARE * rows
-    if a.codes[1] > limit or b.codes[1] > limit:
-        return None
-    return min(_purities(a, b))
-
-
 def copy_score(a: pd.Series, b: pd.Series) -> float | None:
     """How much ``a`` and ``b`` carry the same information, in [0, 1]; None if unjudgeable.
 
-    Numeric pairs: |Pearson correlation|. Otherwise: the smaller of the two purities
-    (each column predicts the other's value), so only a relabelling scores near 1.
-    Columns with too many distinct values (ID-like) get None: any two unique-per-row
-    columns would "predict" each other.
+    The budget's copy guard's definition (``recsel.selection._redundancy.redundancy``:
+    |correlation| for numeric pairs, else the smaller Goodman-Kruskal lambda), so the
+    report calls a dropped feature a copy exactly when the guard would have skipped it.
+    ID-like columns get None: any two unique-per-row columns would "predict" each other.
 
     Example:
         >>> copy_score(pd.Series(["a", "b"] * 50), pd.Series(["x", "y"] * 50))
         1.0
     """
-    return _copy_score(_Column(a), _Column(b))
+    return redundancy(a, b)
 
 
 def _over_budget(result) -> dict[str, int]:
@@ -206,7 +150,7 @@ def dropped_reasons(
     """
     over = _over_budget(result)
     out: dict[str, dict[str, Any]] = {}
-    columns = None if sample is None else {n: _Column(sample[n]) for n in sample.columns}
+    columns = None if sample is None else {n: Column(sample[n]) for n in sample.columns}
     ensemble = (result.provenance or {}).get("ensemble")
     for name in result.dropped:
         if ensemble:  # a consensus: the runs' votes decided, not one run's attention
@@ -240,7 +184,7 @@ def dropped_reasons(
 
 
 def _best_copy(
-    name: str, kept: list[str], columns: dict[str, _Column] | None
+    name: str, kept: list[str], columns: dict[str, Column] | None
 ) -> tuple[str, float] | None:
     if columns is None or name not in columns:
         return None
@@ -248,7 +192,11 @@ def _best_copy(
     for other in kept:
         if other not in columns:
             continue
-        score = _copy_score(columns[name], columns[other])
-        if score is not None and score >= COPY_THRESHOLD and (best is None or score > best[1]):
+        score = redundancy_of(columns[name], columns[other])
+        if (
+            score is not None
+            and score >= REDUNDANCY_THRESHOLD
+            and (best is None or score > best[1])
+        ):
             best = (other, score)
     return best

@@ -1,0 +1,49 @@
+"""One definition of a copy: the budget's guard and the report's explanation agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, redundancy
+from recsel.selection.explain import copy_score, dropped_reasons
+
+
+def _pairs() -> dict[str, tuple[pd.Series, pd.Series]]:
+    rng = np.random.default_rng(3)
+    rows = 4000
+    a = pd.Series(rng.integers(0, 12, rows))
+    noisy = a.where(rng.random(rows) > 0.1, rng.integers(0, 12, rows)).map(lambda v: f"v{v}")
+    # Two independent, mostly-one-value columns: each "predicts" the other on >85% of
+    # rows (purity called them copies), yet knowing one removes no error on the other.
+    skew_a = pd.Series(np.where(rng.random(rows) < 0.92, "x", rng.integers(0, 5, rows)))
+    skew_b = pd.Series(np.where(rng.random(rows) < 0.92, 0, rng.integers(1, 9, rows)))
+    tags = pd.Series([[f"t{v}", "all"] for v in a])
+    return {"noisy": (a, noisy), "skewed": (skew_a, skew_b), "tags": (a, tags)}
+
+
+@pytest.mark.parametrize("name", ["noisy", "skewed", "tags"])
+def test_the_report_scores_every_pair_as_the_budget_guard_does(name):
+    a, b = _pairs()[name]
+    assert copy_score(a, b) == pytest.approx(redundancy(a, b))
+
+
+def test_skewed_independent_columns_are_no_copy_and_a_noisy_relabelling_is():
+    pairs = _pairs()
+    assert redundancy(*pairs["skewed"]) < 0.1
+    assert redundancy(*pairs["noisy"]) >= REDUNDANCY_THRESHOLD
+    assert redundancy(*pairs["tags"]) == pytest.approx(1.0)
+
+
+def test_dropped_reasons_calls_a_copy_at_the_guards_threshold():
+    pairs = _pairs()
+    kept, noisy = pairs["noisy"]
+    sample = pd.DataFrame({"kept": kept, "noisy": noisy, "skew_a": pairs["skewed"][0]})
+    result = type("R", (), {})()
+    result.selected, result.dropped = ["kept"], ["noisy", "skew_a"]
+    result.rounds, result.final_round, result.provenance = [], 0, {}
+    reasons = dropped_reasons(result, None, sample)
+    assert reasons["noisy"]["reason"] == "copy" and reasons["noisy"]["of"] == "kept"
+    assert reasons["noisy"]["score"] == pytest.approx(redundancy(kept, noisy), abs=1e-4)
+    assert reasons["skew_a"]["reason"] == "low_attention"
