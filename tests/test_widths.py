@@ -246,3 +246,40 @@ def test_feature_selection_runs_drop_chunks_by_energy_share_not_by_ablation():
     assert drop_low_energy_chunks({"a": [0, 1]}, above) == {"a": [0, 1]}
     below = {"a": np.array([1.0, 0.5 * ENERGY_TOLERANCE])}
     assert drop_low_energy_chunks({"a": [0, 1]}, below) == {"a": [0]}
+
+
+def test_ablation_embeds_the_sample_in_blocks_as_in_one_call():
+    from recsel.selection.width_value import _embedded
+
+    model, layer, _ = _small_model()
+    layer.feature_attention.force_select([0, 1])
+    layer.set_chunk_counts({"a": 1, "b": 2})
+    frame = pd.DataFrame({"a": list("pqrst") * 21, "b": list("xyz") * 35, "y": [1, 0, 1] * 35})
+    sample = validate_frame(frame, layer.features, "y")
+    whole = _embedded(model, sample)
+    assert whole.shape[0] == len(sample)
+    np.testing.assert_array_equal(_embedded(model, sample, rows=7), whole)  # 105 = 15 x 7
+    np.testing.assert_array_equal(_embedded(model, sample, rows=50), whole)  # ragged last block
+    assert float(layer.hard_mask.numpy()) == 0.0
+
+
+def test_widths_only_runs_ablate_on_more_validation_rows(monkeypatch):
+    """Widths-only runs draw width_value.SAMPLE_ROWS validation rows (tail chunks of a wide
+    table are each worth little, so they need the power); feature runs keep 5000."""
+    from recsel.selection import explain, width_value
+
+    drawn = []
+    original = explain.validation_sample
+
+    def spy(valid, seed=0, rows=explain.SAMPLE_ROWS):
+        drawn.append(rows)
+        return original(valid, seed, rows)
+
+    monkeypatch.setattr(explain, "validation_sample", spy)
+    data = make_planted_widths(n_rows=20_000, seed=1, pairs=((8, 200, 100),), additive=(50,))
+    train, valid, features = _prepared(data.frame, data.label, embedding_dim=8)
+    for k, rows in ((len(features), width_value.SAMPLE_ROWS), (1, explain.SAMPLE_ROWS)):
+        config = SelectionConfig(num_features=k, chunk_size=2, batch_size=128, finetune_steps=10)
+        select(train, valid, features, config, progress=False)
+        assert drawn[-1] == rows
+    assert width_value.SAMPLE_ROWS > explain.SAMPLE_ROWS

@@ -26,6 +26,7 @@ import tensorflow as tf
 from recsel.inputs.source import BatchSource
 from recsel.model.tower import resolve_tower
 from recsel.selection import explain as _explain
+from recsel.selection import width_value
 from recsel.selection.rounds import run_round
 from recsel.selection.schedule import Schedule
 from recsel.selection.setup import prepare_run, start_at_base_rate
@@ -119,7 +120,9 @@ def select(
     if keep_all and not resumed:
         trainer.layer.feature_attention.force_select(list(range(len(features))))
         trainer.selection_weights.update(dict.fromkeys(features.names, 1.0))
-    sample = _explain.validation_sample(valid, config.seed, head=trainer.valid_head)
+    # Widths-only runs judge chunks by ablation on held-out rows: more rows, more power.
+    rows = width_value.SAMPLE_ROWS if keep_all else _explain.SAMPLE_ROWS
+    sample = _explain.validation_sample(valid, config.seed, rows, head=trainer.valid_head)
     rounds, curves = _run_rounds(trainer, schedule, resumed, budget_controller, keep_all, sample)
     _warn_if_repeated(trainer, config)
     trainer.clear_checkpoints()
