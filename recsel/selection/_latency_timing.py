@@ -2,7 +2,8 @@
 
 A mixin of ``BudgetController`` (which sets ``config``, ``features``, ``trainer``,
 ``workdir``, ``requested_fraction``, ``full_model_latency_ms``, ``_full_model``,
-``_latest_full_model_ms`` and ``_quietest_full_model_ms``), kept apart so that the planning of rounds reads on its own.
+``_latest_full_model_ms`` and ``_quietest_full_model_ms``), kept apart so that the
+planning of rounds reads on its own.
 """
 
 from __future__ import annotations

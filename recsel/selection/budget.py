@@ -13,11 +13,12 @@ limit, or over it while the full model beside it measured 15% over its quietest 
 re-timed on 3x the passes first). Candidates that copy a kept feature
 (``recsel.selection._redundancy``) are never eligible. Each of a round's new features is then
 masked off the trained model for one validation pass (paired with the unmasked pass;
-``recsel.selection._delong`` gives the error): it passes if it adds at least ``plateau_tolerance``
-AUC, or if the check cannot tell (``RoundValue._inconclusive``). Rounds stop after ``plateau_patience`` failing rounds in a row, and the result is
-the last in-budget round that passed (comparing rounds' AUCs instead credits later
-rounds for training longer, and let copies and noise in; stopping at the first failure
-lost Adult's late features, which a just-joined feature's first round undervalues).
+``recsel.selection._delong`` gives the error): it passes if it adds at least
+``plateau_tolerance`` AUC, or if the check cannot tell (``RoundValue._inconclusive``).
+Rounds stop after ``plateau_patience`` failing rounds in a row, and the result is the
+last in-budget round that passed (comparing rounds' AUCs instead credits later rounds
+for training longer, and let copies and noise in; stopping at the first failure lost
+Adult's late features, which a just-joined feature's first round undervalues).
 Rounds are planned for at most ``most_that_fit`` features, so a budget that stops early
 does not leave most of the data unused. Every round stays in the frontier.
 
