@@ -271,9 +271,9 @@ def test_widths_only_runs_ablate_on_more_validation_rows(monkeypatch):
     drawn = []
     original = explain.validation_sample
 
-    def spy(valid, seed=0, rows=explain.SAMPLE_ROWS):
+    def spy(valid, seed=0, rows=explain.SAMPLE_ROWS, head=None):
         drawn.append(rows)
-        return original(valid, seed, rows)
+        return original(valid, seed, rows, head=head)
 
     monkeypatch.setattr(explain, "validation_sample", spy)
     data = make_planted_widths(n_rows=20_000, seed=1, pairs=((8, 200, 100),), additive=(50,))
