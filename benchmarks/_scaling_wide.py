@@ -76,7 +76,7 @@ def _timed_train_fn(train_fn, iterator, record: dict, multi_step: bool = False):
     """Traces ``train_fn`` now (timed, op-counted), then times each later call's end.
 
     With ``multi_step`` it is the selection trainer's ``train(iterator, steps)``
-    (``recsel.selection.trainer.multi_step_train_function``), which runs up to
+    (``recsel.selection.train_loop.multi_step_train_function``), which runs up to
     ``MAX_STEPS_PER_CALL`` steps per compiled call, so a call is not a step; otherwise a
     Keras ``train(iterator)`` of one step.
     """
@@ -189,7 +189,7 @@ def plain_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     """The plain model of the same shape, trained for select()'s planned steps.
 
     Steps run in compiled calls of up to ``MAX_STEPS_PER_CALL`` steps, as the selection
-    trainer runs its own (``recsel.selection.trainer.multi_step_train_function``), so the two
+    trainer runs its own (``recsel.selection.train_loop.multi_step_train_function``), so the two
     points' median steps compare like with like.
 
     Example:
@@ -197,7 +197,7 @@ def plain_point(path: str, label: str, k: int, seed: int = 0) -> dict:
     """
     import tensorflow as tf
 
-    from recsel.selection.trainer import MAX_STEPS_PER_CALL, multi_step_train_function
+    from recsel.selection.train_loop import MAX_STEPS_PER_CALL, multi_step_train_function
     from recsel.spec.config import SelectionConfig
 
     imported = _since_start()

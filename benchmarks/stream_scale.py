@@ -139,7 +139,7 @@ def _plain_fit(train, features, config, steps: int) -> tuple[float, float, int]:
 
     from recsel.model.layer import PrunedEmbedding
     from recsel.model.ranker import Ranker
-    from recsel.selection.trainer import MAX_STEPS_PER_CALL
+    from recsel.selection.train_loop import MAX_STEPS_PER_CALL
 
     started, cpu = time.perf_counter(), time.process_time()  # building counts, as in select()
     tf_keras.utils.set_random_seed(SEED)
