@@ -49,19 +49,16 @@ class Column:
     """
 
     series: pd.Series
-    _codes: tuple[np.ndarray, int] | None = None
 
     @functools.cached_property
     def numeric(self) -> bool:
         return pd.api.types.is_numeric_dtype(self.series) and self.series.nunique() > 20
 
-    @property
+    @functools.cached_property
     def codes(self) -> tuple[np.ndarray, int]:
         """Integer codes of the (hashable) values (-1: missing) and how many values."""
-        if self._codes is None:
-            codes, uniques = pd.factorize(hashable(self.series))
-            self._codes = (codes.astype(np.int64), len(uniques))
-        return self._codes
+        codes, uniques = pd.factorize(hashable(self.series))
+        return codes.astype(np.int64), len(uniques)
 
 
 def _lambdas(a: Column, b: Column) -> tuple[float, float]:
