@@ -197,3 +197,82 @@ def test_a_column_the_lookup_maps_to_oov_is_constant_and_never_eligible():
     assert controller._constant("ids")
     assert not controller._constant("tags")  # half the rows hold a known tag
     assert controller.skipped_constant == ["ids"]
+
+
+def test_a_feature_that_fails_its_masked_check_leaves_the_selection(monkeypatch):
+    # Rare-positive seed 0: ID-like c06 failed its round (+0.0002 +- 0.0004), the next
+    # round's c03 passed, and c06 sat inside that round's set and the result.
+    from types import SimpleNamespace
+
+    from recsel.model.layer import SequentialAttentionEmbedding
+    from recsel.spec.features import FeatureSet, FeatureSpec
+
+    features = FeatureSet(
+        tuple(
+            FeatureSpec(n, "categorical", vocabulary=("a", "b", "c"), embedding_dim=16)
+            for n in ("c01", "c03", "c06", "c09")
+        )
+    )
+    layer = SequentialAttentionEmbedding(features, chunk_size=8)
+    layer.feature_attention.force_select([0, 2])  # c01, then c06
+    layer.chunk_attention.force_select(layer.chunks_of("c01") + layer.chunks_of("c06"))
+    controller, _ = _controller([])
+    controller.trainer = SimpleNamespace(layer=layer, serving_sample=None)
+    controller.features, controller._previous = features, ["c01"]
+    controller.skipped_copies, controller.rejected = {}, set()
+    monkeypatch.setattr(controller, "_masked_gains", lambda names: {"c06": (0.0002, 0.0004)})
+    record = RoundRecord(
+        index=1,
+        selected=["c01", "c06"],
+        dims={"c01": 16, "c06": 16},
+        steps=20,
+        embedding_bytes=100,
+        auc=0.7,
+        log_loss=0.5,
+    )
+    controller.measure_round(record, pruned=None, kept=None)
+    assert not controller._adds_value(record)  # the round itself still fails
+    assert layer.selected_features() == ["c01"]
+    assert sorted(layer.selected_chunks()) == ["c01"]
+    assert set(layer.chunk_attention.selected_indices()) == set(layer.chunks_of("c01"))
+    assert controller.rejected == {"c06"}
+    monkeypatch.setattr(controller, "_constant", lambda name: False)
+    monkeypatch.setattr(controller, "_copy_of", lambda name, kept: None)
+    controller.cost_model = None
+    controller.full_model_latency_ms, controller.skipped_constant = None, []
+    assert controller.describe()["rejected"] == ["c06"]
+    plan = controller.plan_round(["c01"], {"c01": 16}, planned=1)
+    assert plan.eligible.tolist() == [0.0, 1.0, 0.0, 1.0]  # c06 never again, c03 and c09 may
+
+
+def test_a_passing_or_inconclusive_new_feature_stays(monkeypatch):
+    from types import SimpleNamespace
+
+    from recsel.model.layer import SequentialAttentionEmbedding
+    from recsel.spec.features import FeatureSet, FeatureSpec
+
+    features = FeatureSet(
+        tuple(
+            FeatureSpec(n, "categorical", vocabulary=("a", "b"), embedding_dim=8)
+            for n in ("a", "b", "c")
+        )
+    )
+    layer = SequentialAttentionEmbedding(features, chunk_size=8)
+    layer.feature_attention.force_select([0, 1, 2])
+    controller, _ = _controller([])
+    controller.trainer = SimpleNamespace(layer=layer)
+    controller.features, controller._previous, controller.rejected = features, ["a"], set()
+    # b adds 0.01; c's check is too noisy to tell (-0.009 +- 0.015): both stay.
+    gains = {"b": (0.01, 0.001), "c": (-0.009, 0.015)}
+    monkeypatch.setattr(controller, "_masked_gains", lambda names: gains)
+    record = RoundRecord(
+        index=1,
+        selected=["a", "b", "c"],
+        dims=dict.fromkeys("abc", 8),
+        steps=20,
+        embedding_bytes=100,
+        auc=0.7,
+        log_loss=0.5,
+    )
+    controller.measure_round(record, pruned=None, kept=None)
+    assert layer.selected_features() == ["a", "b", "c"] and controller.rejected == set()

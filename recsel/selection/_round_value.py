@@ -29,8 +29,8 @@ INCONCLUSIVE_SE = 4.0
 
 class RoundValue:
     """Copy guard and masked value checks; the host sets ``trainer``, ``config``,
-    ``features``, ``marginal_auc``, ``_valid_batches``, ``_copy_scores`` and
-    ``skipped_copies``."""
+    ``features``, ``marginal_auc``, ``_valid_batches``, ``_copy_scores``,
+    ``skipped_copies`` and ``rejected``."""
 
     def _copy_of(self, name: str, selected: set[str]) -> str | None:
         """The selected feature that ``name`` copies (``recsel.selection._redundancy``), if any.
@@ -103,9 +103,34 @@ class RoundValue:
         """Whether the round's new feature adds ``plateau_tolerance`` AUC, or the masked
         check cannot tell (``_inconclusive``)."""
         gain = self.marginal_auc.get(record.index)
-        if gain is None or gain >= self.config.plateau_tolerance:
-            return True
-        return self._inconclusive(gain, self.marginal_se.get(record.index, 0.0))
+        return gain is None or self._passes(gain, self.marginal_se.get(record.index, 0.0))
+
+    def _passes(self, gain: float, se: float) -> bool:
+        """Whether a masked gain adds ``plateau_tolerance`` AUC, or is ``_inconclusive``."""
+        return gain >= self.config.plateau_tolerance or self._inconclusive(gain, se)
+
+    def _drop(self, names: list[str]) -> None:
+        """Takes ``names`` out of the layer's selection (features and their chunks) and
+        makes them ineligible for the rest of the run.
+
+        A round's set holds every earlier feature, so a feature that failed its masked
+        check would otherwise sit inside every later round and inside the result once a
+        later round passed (adversarial rare seed 0: ID-like c06 failed in round 6 at
+        +0.0002 +- 0.0004, round 7's c03 passed, and c06 was kept).
+
+        Example:
+            >>> controller._drop(["c06"])   # c06 leaves the selection; never eligible again
+        """
+        layer = self.trainer.layer
+        gone = {layer.features.names.index(n) for n in names}
+        chunks = {c for n in names for c in layer.chunks_of(n)}
+        features = layer.feature_attention
+        features.set_selection([i for i in features.selected_indices() if i not in gone])
+        chunk_attention = layer.chunk_attention
+        chunk_attention.set_selection(
+            [c for c in chunk_attention.selected_indices() if c not in chunks]
+        )
+        self.rejected.update(names)
 
     def _inconclusive(self, gain: float, se: float) -> bool:
         """A gain below the tolerance that its error cannot tell from a gain above it,

@@ -123,6 +123,7 @@ class BudgetController(LatencyTiming, RoundValue):
         self._copy_scores: dict[tuple[str, str], float | None] = {}
         self.skipped_constant: list[str] = []  # all but a sliver of rows map to OOV
         self.skipped_copies: dict[str, str] = {}  # pending feature -> the kept one it copies
+        self.rejected: set[str] = set()  # failed their masked check: out of the selection
         self._previous: list[str] = []
 
     @classmethod
@@ -280,7 +281,12 @@ class BudgetController(LatencyTiming, RoundValue):
         eligible = np.zeros(len(self.features), np.float32)
         cost = np.ones(len(self.features), np.float32)
         for i, spec in enumerate(self.features):
-            if spec.name in kept or self._constant(spec.name) or self._copy_of(spec.name, kept):
+            if (
+                spec.name in kept
+                or spec.name in self.rejected
+                or self._constant(spec.name)
+                or self._copy_of(spec.name, kept)
+            ):
                 continue
             width = self._min_width(spec.name)
             latency = self.cost_model.feature_cost_ms(spec, width) if self.cost_model else 0.0
@@ -304,11 +310,12 @@ class BudgetController(LatencyTiming, RoundValue):
         """Measures the round's latency and the marginal AUC of its new features (the
         least of them: every new feature must add value)."""
         new = [n for n in record.selected if n not in self._previous]
+        failed = []
         if new and len(new) < len(record.selected):
             gains = self._masked_gains(new)
             weakest = min(gains, key=lambda n: gains[n][0])
             self.marginal_auc[record.index], self.marginal_se[record.index] = gains[weakest]
-        self._previous = list(record.selected)
+            failed = [n for n in new if not self._passes(*gains[n])]
         if self.config.latency_budget_ms is not None:
             stats, full = self._measure(pruned, kept)
             limit = self.latency_limit_ms(full.p50_ms if full is not None else None)
@@ -328,6 +335,10 @@ class BudgetController(LatencyTiming, RoundValue):
                     full.p50_ms, self._quietest_full_model_ms or full.p50_ms
                 )
             record.predicted_latency_ms = self.cost_model.predict_ms(kept)
+        if failed:
+            # Last: the round's record, model and timing are of the set as trained.
+            self._drop(failed)
+        self._previous = self.trainer.layer.selected_features()
 
     def _retime(self, pruned, kept: FeatureSet, limit: float):
         """Times a round again on 3x the passes; while it stays over ``limit`` in a load
@@ -423,6 +434,7 @@ class BudgetController(LatencyTiming, RoundValue):
             "over_budget_rounds": getattr(self, "over_budget_rounds", []),
             "round_marginal_auc": {str(i): round(g, 6) for i, g in self.marginal_auc.items()},
             "skipped_copies": dict(self.skipped_copies),
+            "rejected": sorted(self.rejected),
             "skipped_constant": sorted(set(self.skipped_constant)),
             "round_marginal_se": {str(i): round(e, 6) for i, e in self.marginal_se.items()},
         }
