@@ -7,7 +7,8 @@ import pytest
 from recsel.cost.latency import LatencyStats
 from recsel.data.synthetic import make_synthetic
 from recsel.inputs.inference import infer_feature_set
-from recsel.selection.budget import BORDERLINE, BudgetController
+from recsel.selection._latency_timing import BORDERLINE
+from recsel.selection.budget import BudgetController
 from recsel.spec.config import SelectionConfig
 from recsel.spec.result import RoundRecord
 
@@ -76,7 +77,7 @@ def test_a_clear_miss_timed_in_a_load_spike_is_retimed_and_a_quiet_one_is_not():
 
 
 def test_a_lasting_spike_is_waited_out_and_the_quietest_try_is_kept(monkeypatch):
-    import recsel.selection.budget as budget_module
+    import recsel.selection._latency_timing as budget_module  # _retime lives there
 
     slept: list[float] = []
     monkeypatch.setattr(budget_module.time, "sleep", slept.append)

@@ -9,12 +9,22 @@ planning of rounds reads on its own.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from recsel.cost import LatencyStats, ServingTarget, load_serving_target, measure_interleaved
 from recsel.model.layer import PrunedEmbedding
 from recsel.model.ranker import Ranker
 from recsel.spec.features import FeatureSet
 from recsel.spec.result import latency_limit_ms
+
+# A round measured over its latency limit by at most this factor is re-timed on more
+# passes before it is judged: the gap is within what a busy machine's noise can add.
+BORDERLINE = 1.15
+# A round still over its limit in a load spike is timed again this many times, this many
+# seconds apart: a spike from another process's burst (Adult's round 6 measured 1.49 ms
+# beside a full model at 2.8x its quietest p50) outlasts 9 passes but not a few seconds.
+SPIKE_RETRIES = 2
+SPIKE_WAIT_S = 2.0
 
 
 class LatencyTiming:
@@ -95,3 +105,26 @@ class LatencyTiming:
         if seen:
             return self.config.latency_budget_ms * predicted_full / min(seen)
         return self.config.latency_budget_ms
+
+    def _retime(self, pruned, kept: FeatureSet, limit: float):
+        """Times a round again on 3x the passes; while it stays over ``limit`` in a load
+        spike, waits ``SPIKE_WAIT_S`` and tries again, up to ``SPIKE_RETRIES`` times.
+
+        Load only adds time, so the least p50 of the tries is kept (with the full model
+        timed in the same passes). A spike that outlasts every try decides the round.
+        """
+        stats, full = self._measure(pruned, kept, passes=9)
+        for _ in range(SPIKE_RETRIES):
+            if stats.p50_ms <= limit or not self._load_spike(full):
+                break
+            time.sleep(SPIKE_WAIT_S)
+            again = self._measure(pruned, kept, passes=9)
+            if again[0].p50_ms < stats.p50_ms:
+                stats, full = again
+        return stats, full
+
+    def _load_spike(self, full) -> bool:
+        """Whether the full model, timed beside a round, measured over ``BORDERLINE`` times
+        its quietest p50 so far: background load only adds time, so that is load, not cost."""
+        seen = [ms for ms in (self.full_model_latency_ms, self._quietest_full_model_ms) if ms]
+        return full is not None and bool(seen) and full.p50_ms > BORDERLINE * min(seen)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -43,21 +42,12 @@ from recsel.cost import (
 )
 from recsel.model.layer import PrunedEmbedding
 from recsel.model.ranker import Ranker
-from recsel.selection._latency_timing import LatencyTiming
+from recsel.selection._latency_timing import BORDERLINE, LatencyTiming
 from recsel.selection._round_value import RoundValue
 from recsel.spec.config import SelectionConfig
 from recsel.spec.features import FeatureSet
 from recsel.spec.result import RoundRecord
 from recsel.spec.widths import embedding_bytes
-
-# A round measured over its latency limit by at most this factor is re-timed on more
-# passes before it is judged: the gap is within what a busy machine's noise can add.
-BORDERLINE = 1.15
-# A round still over its limit in a load spike is timed again this many times, this many
-# seconds apart: a spike from another process's burst (Adult's round 6 measured 1.49 ms
-# beside a full model at 2.8x its quietest p50) outlasts 9 passes but not a few seconds.
-SPIKE_RETRIES = 2
-SPIKE_WAIT_S = 2.0
 
 
 class BudgetError(ValueError):
@@ -338,30 +328,7 @@ class BudgetController(LatencyTiming, RoundValue):
         if failed:
             # Last: the round's record, model and timing are of the set as trained.
             self._drop(failed)
-        self._previous = self.trainer.layer.selected_features()
-
-    def _retime(self, pruned, kept: FeatureSet, limit: float):
-        """Times a round again on 3x the passes; while it stays over ``limit`` in a load
-        spike, waits ``SPIKE_WAIT_S`` and tries again, up to ``SPIKE_RETRIES`` times.
-
-        Load only adds time, so the least p50 of the tries is kept (with the full model
-        timed in the same passes). A spike that outlasts every try decides the round.
-        """
-        stats, full = self._measure(pruned, kept, passes=9)
-        for _ in range(SPIKE_RETRIES):
-            if stats.p50_ms <= limit or not self._load_spike(full):
-                break
-            time.sleep(SPIKE_WAIT_S)
-            again = self._measure(pruned, kept, passes=9)
-            if again[0].p50_ms < stats.p50_ms:
-                stats, full = again
-        return stats, full
-
-    def _load_spike(self, full) -> bool:
-        """Whether the full model, timed beside a round, measured over ``BORDERLINE`` times
-        its quietest p50 so far: background load only adds time, so that is load, not cost."""
-        seen = [ms for ms in (self.full_model_latency_ms, self._quietest_full_model_ms) if ms]
-        return full is not None and bool(seen) and full.p50_ms > BORDERLINE * min(seen)
+        self._previous = [n for n in record.selected if n not in failed]
 
     def within_budget(self, record: RoundRecord) -> bool:
         latency_ok = (
