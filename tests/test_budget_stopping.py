@@ -219,7 +219,7 @@ def test_a_feature_that_fails_its_masked_check_leaves_the_selection(monkeypatch)
     controller, _ = _controller([])
     controller.trainer = SimpleNamespace(layer=layer, serving_sample=None)
     controller.features, controller._previous = features, ["c01"]
-    controller.skipped_copies, controller.rejected = {}, set()
+    controller.skipped_copies, controller.rejected, controller.discarded = {}, set(), set()
     monkeypatch.setattr(controller, "_masked_gains", lambda names: {"c06": (0.0002, 0.0004)})
     record = RoundRecord(
         index=1,
@@ -262,6 +262,7 @@ def test_a_passing_or_inconclusive_new_feature_stays(monkeypatch):
     controller, _ = _controller([])
     controller.trainer = SimpleNamespace(layer=layer)
     controller.features, controller._previous, controller.rejected = features, ["a"], set()
+    controller.discarded = set()
     # b adds 0.01; c's check is too noisy to tell (-0.009 +- 0.015): both stay.
     gains = {"b": (0.01, 0.001), "c": (-0.009, 0.015)}
     monkeypatch.setattr(controller, "_masked_gains", lambda names: gains)

@@ -148,9 +148,11 @@ class RoundValue:
         return se >= INCONCLUSIVE_SE * tolerance and gain + 2.0 * se >= tolerance
 
     def _failing_streak(self, rounds: list[RoundRecord]) -> int:
+        """Rounds in a row, up to the latest, that added nothing to the result: their
+        new feature failed its masked check, or the round went over budget."""
         streak = 0
         for record in reversed(rounds):
-            if self._adds_value(record):
+            if self._adds_value(record) and self.within_budget(record):
                 break
             streak += 1
         return streak
