@@ -138,3 +138,31 @@ def test_the_cheapest_try_does_not_depend_on_machine_speed(scale):
     expected = _plan_after_two(*_controller([0.5, 0.8])).eligible
     got = _plan_after_two(*_controller([0.5, 0.8], scale)).eligible
     assert np.array_equal(expected, got) and got.tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_why_dropped_names_the_round_a_feature_left_the_selection_in():
+    from recsel.selection.explain import dropped_reasons
+
+    rounds = [
+        RoundRecord(i, names, _widths(names), 10, 100, 0.7, 0.6)
+        for i, names in enumerate(
+            [["c05"], ["c05", "c06"], ["c05", "c03"], ["c05", "c03", "c09"], ["c05", "c03", "c11"]]
+        )
+    ]
+    result = types.SimpleNamespace(
+        selected=["c05", "c03", "c11"],
+        dropped=["c06", "c09", "c12"],
+        rounds=rounds,
+        final_round=4,
+        provenance={},
+        cost_model={
+            "rejected": ["c06", "c09"],
+            "discarded_rounds": [3],
+            "round_marginal_auc": {"1": 0.0002, "2": 0.009, "3": 0.004, "4": 0.01},
+        },
+    )
+    reasons = dropped_reasons(result)
+    assert reasons["c06"]["reason"] == "no_value" and reasons["c06"]["round"] == 2
+    assert "+0.0002 AUC" in reasons["c06"]["detail"]
+    assert reasons["c09"]["reason"] == "over_budget" and reasons["c09"]["round"] == 4
+    assert reasons["c12"]["reason"] == "low_attention"

@@ -8,9 +8,11 @@ Both are computed once, in ``select()``, on a capped validation sample, and stor
   would be), for ``j = 1..k``. No retraining: it shows how much each feature adds to the
   model that was chosen, in selection order, at the cost of k tower passes.
 - ``dropped_reasons``: per dropped candidate, the first reason that applies:
-  ``over_budget`` (selected only in a round past the budget), ``copy`` (a kept feature
-  carries the same information on the sample) or ``low_attention`` (the algorithm
-  preferred others); in an ensemble's consensus, ``consensus`` (too few runs kept it).
+  ``over_budget`` (selected only in a round past the budget, or in a round over it that
+  was discarded), ``no_value`` (it joined a budget round but masking it off the trained
+  model cost less than ``plateau_tolerance`` AUC, so it left the selection), ``copy`` (a
+  kept feature carries the same information on the sample) or ``low_attention`` (the
+  algorithm preferred others); in an ensemble's consensus, ``consensus`` (too few runs kept it).
   The schema and the report also know ``frequency`` (no value passed a vocabulary
   frequency threshold, all values OOV), but nothing emits it yet: ``FeatureSpec`` has no
   frequency threshold and rejects an empty vocabulary.
@@ -135,6 +137,36 @@ def _over_budget(result) -> dict[str, int]:
     return out
 
 
+def _left_selection(result) -> dict[str, dict[str, Any]]:
+    """Dropped features that a budget round took out of the selection (``rejected`` in
+    ``result.cost_model``) -> their reason: the round they joined went over the budget
+    (``discarded_rounds``), or they failed its masked value check."""
+    budget = getattr(result, "cost_model", None) or {}
+    rejected, discarded = set(budget.get("rejected", [])), set(budget.get("discarded_rounds", []))
+    gains = budget.get("round_marginal_auc", {})
+    out: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for record in result.rounds:
+        for name in record.selected:
+            if name in seen or name not in rejected:
+                continue
+            seen.add(name)
+            number = record.index + 1
+            if record.index in discarded:
+                detail = f"selected in round {number}, which went over the budget; it left"
+                out[name] = {"reason": "over_budget", "round": number, "detail": detail}
+            else:
+                gain = gains.get(str(record.index))
+                added = "" if gain is None else f" ({gain:+.4f} AUC)"
+                detail = (
+                    f"joined in round {number} but added too little validation AUC when "
+                    f"masked off{added}; it left the selection"
+                )
+                out[name] = {"reason": "no_value", "round": number, "detail": detail}
+        seen.update(record.selected)
+    return out
+
+
 def dropped_reasons(
     result, features: FeatureSet | None = None, sample: pd.DataFrame | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -149,6 +181,7 @@ def dropped_reasons(
         ``{feature: {"reason": ..., "detail": str, ...}}`` for every dropped candidate.
     """
     over = _over_budget(result)
+    left = _left_selection(result)
     out: dict[str, dict[str, Any]] = {}
     columns = None if sample is None else {n: Column(sample[n]) for n in sample.columns}
     ensemble = (result.provenance or {}).get("ensemble")
@@ -158,6 +191,9 @@ def dropped_reasons(
                 "reason": "consensus",
                 "detail": f"not kept by the consensus of {ensemble.get('num_runs', 'the')} runs",
             }
+            continue
+        if name in left:
+            out[name] = left[name]
             continue
         if name in over:
             out[name] = {

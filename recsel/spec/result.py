@@ -83,7 +83,7 @@ class SelectionResult:
             j selected features kept (the rest hard-masked), j = 1..k:
             ``[{"feature", "auc", "log_loss"}, ...]`` in selection order.
         dropped_reasons: Per dropped candidate, why: ``{"reason": ..., "detail": str}``
-            with reason ``over_budget``, ``copy`` (plus ``of``), ``frequency``,
+            with reason ``over_budget``, ``no_value``, ``copy`` (plus ``of``), ``frequency``,
             ``low_attention`` or ``consensus`` (see ``recsel.selection.explain``).
     """
 

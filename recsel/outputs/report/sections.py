@@ -26,6 +26,7 @@ _GATE_ONE = 1.0 - 1e-6  # a selected feature's gate is exactly 1; allow float no
 
 _REASONS = {
     "over_budget": "over the budget",
+    "no_value": "added no validation AUC",
     "copy": "copy of a kept feature",
     "frequency": "below the frequency threshold",
     "low_attention": "low attention",
