@@ -189,8 +189,8 @@ PARAMS: tuple[Param, ...] = (
         f"{_K}.",
     ),
     Param(
-        "plateau_patience", "Under a budget, stop after this many rounds in a row add less "
-        f"{_K}.",
+        "plateau_patience", "Under a budget, stop after this many rounds in a row add nothing "
+        f"(less than plateau_tolerance AUC, or over budget) {_K}.",
     ),
     Param("log_every", f"Record the attention trajectory every this many steps {_K}."),
     Param(
