@@ -351,6 +351,9 @@ def dims_section(name: str, data: dict) -> str:
                 else:
                     text += f"{c['full_train_seconds']:.1f} s"
                 text += f" = {c['ratio']:.2f}x"
+                if "cpu_ratio" in c:  # process CPU time, the load-insensitive view
+                    text += f" (CPU {c['select_cpu_seconds']:.1f} / {c['plain_cpu_seconds']:.1f} s"
+                    text += f" = {c['cpu_ratio']:.2f}x)"
                 if "load_1min" in c:
                     text += f" (load {c['load_1min'][0]:.1f}-{c['load_1min'][1]:.1f})"
                 return text

@@ -144,7 +144,8 @@ class SequentialAttentionEmbedding(EmbeddingTables):
             tf.gather(self.feature_attention.selected, self._chunk_feature)
             * self.chunk_attention.selected
         )
-        per_chunk = tf.where(self.hard_mask > 0, hard, soft)
+        # A full-shape condition: a scalar one makes the gradient reduce over the broadcast.
+        per_chunk = tf.where(tf.fill([self.num_chunks], self.hard_mask > 0), hard, soft)
         return tf.gather(per_chunk, self._column_chunk)
 
     def call(

@@ -120,7 +120,8 @@ def _dense_with_row_scale(
     dense: tf_keras.layers.Dense, x: tf.Tensor, scale: tf.Tensor
 ) -> tf.Tensor:
     """``dense(x * scale)`` computed as ``x @ (scale[:, None] * kernel)``, for 2-D ``x``."""
-    outputs = tf.matmul(x, scale[:, None] * dense.kernel)
+    # expand_dims, not ``scale[:, None]``: a strided slice's gradient is five ops, this one's one.
+    outputs = tf.matmul(x, tf.expand_dims(scale, 1) * dense.kernel)
     if dense.use_bias:
         outputs = tf.nn.bias_add(outputs, dense.bias)
     return dense.activation(outputs) if dense.activation is not None else outputs

@@ -36,6 +36,8 @@ from recsel.selection.widths import keep_chunks
 # 5/4 and 4/4, and recsel - PEP at equal parameters was +0.011 and +0.004 AUC, not -0.001
 # and +0.000.
 SAMPLE_ROWS = 32_000
+# Rows per block of the numpy ablation (``_ablate``): small enough to stay in cache.
+ABLATE_BLOCK_ROWS = 1024
 
 
 def drop_idle_chunks(
@@ -149,12 +151,23 @@ def _ablate(
         se[j] = delta.std(ddof=1) / np.sqrt(rows) if rows > 1 else np.inf
 
     if stack is not None:
-        x = embedded.astype(np.float64)
-        first = x @ stack[0][0] + stack[0][1]
-        base = _rows_loss_after_first(stack, first, labels)
-        for j, cols in enumerate(jobs):
-            shifted = first + (means[cols] - x[:, cols]) @ stack[0][0][cols]
-            record(j, _rows_loss_after_first(stack, shifted, labels) - base)
+        deltas = np.empty((len(jobs), rows))
+        kernel, bias = stack[0][0], stack[0][1]
+        # Blocks of rows keep each job's [block, units] temporaries in cache: on planted
+        # widths (32,000 rows, 48 one-column jobs) 0.7 s CPU instead of 2.1 s. Every row is
+        # computed as over all rows at once (same products, same order), so the values
+        # are bitwise the same.
+        for lo in range(0, rows, ABLATE_BLOCK_ROWS):
+            x = embedded[lo : lo + ABLATE_BLOCK_ROWS].astype(np.float64)
+            block_labels = labels[lo : lo + ABLATE_BLOCK_ROWS]
+            first = x @ kernel + bias
+            base = _rows_loss_after_first(stack, first, block_labels)
+            for j, cols in enumerate(jobs):
+                shifted = first + (means[cols] - x[:, cols]) @ kernel[cols]
+                loss = _rows_loss_after_first(stack, shifted, block_labels)
+                deltas[j, lo : lo + ABLATE_BLOCK_ROWS] = loss - base
+        for j in range(len(jobs)):
+            record(j, deltas[j])
         return mean, se
     base = _log_loss_rows(model, embedded, labels)
     per_call = max(1, max_floats // max(1, embedded.size))
