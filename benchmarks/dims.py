@@ -208,7 +208,7 @@ def _timed_selection(data: BenchData, features: FeatureSet, protocol, config, se
 
 def run_dataset(
     name: str, rows: int | None, seeds, dim_fraction: float, protocol: bl.TrainProtocol,
-    log=print,
+    log=print, chunk_sizes: dict[str, int] | None = None,
 ) -> dict:  # fmt: skip
     """Selects widths per seed, then trains and scores every width variant with that seed.
 
@@ -224,6 +224,8 @@ def run_dataset(
         dim_fraction: recsel's share of all chunks to select.
         protocol: Training settings of every variant.
         log: Receives one progress line per trained variant.
+        chunk_sizes: Chunk size (and ``min_dim``, ``dim_multiple``) per dataset; default
+            ``CHUNK_SIZE``.
 
     Returns:
         The dataset's section of ``dims.json``: ``runs``, ``summary`` and ``targets``.
@@ -231,6 +233,7 @@ def run_dataset(
     Example:
         >>> run_dataset("planted", 20_000, [0], 0.3, TrainProtocol())
     """
+    chunk = (chunk_sizes or CHUNK_SIZE)[name]
     runs, costs, data, truth, first_truth = [], [], None, None, None
     for seed in seeds:
         if name == "planted":
@@ -239,7 +242,6 @@ def run_dataset(
         elif data is None:
             data = load_dataset(name, rows, FULL_WIDTH[name])
         features = data.features
-        chunk = CHUNK_SIZE[name]
         config = SelectionConfig(
             num_features=len(features), dim_fraction=dim_fraction, chunk_size=chunk,
             dim_multiple=chunk, min_dim=chunk, seed=seed,
@@ -273,7 +275,7 @@ def run_dataset(
     describe = (
         f"{len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test rows, "
         f"{len(data.features)} candidates, split {data.split}; full width {FULL_WIDTH[name]}, "
-        f"chunks of {CHUNK_SIZE[name]}; full-width embedding parameters {full_params:,}."
+        f"chunks of {chunk}; full-width embedding parameters {full_params:,}."
     )
     if first_truth is not None:
         needed = ", ".join(f"{n}={w}" for n, w in sorted(first_truth.needed_width.items()))
@@ -333,22 +335,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, help="number of seeds (0..n-1)")
     parser.add_argument("--datasets", nargs="+", default=["planted", "movielens", "adult"])
     parser.add_argument("--dim-fraction", type=float, default=0.3)
+    parser.add_argument("--first-seed", type=int, default=0, help="held-out seeds start here")
+    parser.add_argument(
+        "--chunk",
+        nargs="+",
+        default=[],
+        metavar="DATASET=K",
+        help="chunk size (and min_dim, dim_multiple) of a dataset",
+    )
+    parser.add_argument("--out", default="dims", help="results name (benchmarks/results/)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
-    seeds = list(range(args.seeds or PRESETS[mode]["seeds"]))
+    n_seeds = args.seeds or PRESETS[mode]["seeds"]
+    seeds = list(range(args.first_seed, args.first_seed + n_seeds))
+    chunk_sizes = dict(CHUNK_SIZE)
+    for item in args.chunk:
+        dataset, _, k = item.partition("=")
+        if dataset not in chunk_sizes or not k.isdigit():
+            parser.error(
+                f"--chunk {item!r}: expected DATASET=K with DATASET in {list(chunk_sizes)}"
+            )
+        chunk_sizes[dataset] = int(k)
     protocol = bl.TrainProtocol()
     load_start, started, sections = os.getloadavg(), time.time(), []
     for name in args.datasets:
         sections.append(run_dataset(name, PRESETS[mode]["rows"][name], seeds, args.dim_fraction,
-                                    protocol, lambda m: print(m, flush=True)))  # fmt: skip
+                                    protocol, lambda m: print(m, flush=True), chunk_sizes))  # fmt: skip
     command = "python -m benchmarks.dims" + (" --quick" if args.quick else "")
     command += f" --seeds {args.seeds}" if args.seeds else ""
+    command += f" --first-seed {args.first_seed}" if args.first_seed else ""
+    command += (" --chunk " + " ".join(args.chunk)) if args.chunk else ""
+    command += f" --out {args.out}" if args.out != "dims" else ""
     command += f" --dim-fraction {args.dim_fraction}" if args.dim_fraction != 0.3 else ""
     if args.datasets != ["planted", "movielens", "adult"]:
         command += " --datasets " + " ".join(args.datasets)
-    write_json("dims", {
+    write_json(args.out, {
         "machine": machine(), "command": command, "mode": mode, "seeds": seeds,
-        "full_width": FULL_WIDTH, "chunk_size": CHUNK_SIZE, "dim_fraction": args.dim_fraction,
+        "full_width": FULL_WIDTH, "chunk_size": chunk_sizes, "dim_fraction": args.dim_fraction,
         "protocol": dataclasses.asdict(protocol),
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
         "wall_seconds": round(time.time() - started, 1),
