@@ -208,7 +208,7 @@ def _timed_selection(data: BenchData, features: FeatureSet, protocol, config, se
 
 def run_dataset(
     name: str, rows: int | None, seeds, dim_fraction: float, protocol: bl.TrainProtocol,
-    log=print, chunk_sizes: dict[str, int] | None = None,
+    log=print, chunk_sizes: dict[str, int] | None = None, overrides: dict | None = None,
 ) -> dict:  # fmt: skip
     """Selects widths per seed, then trains and scores every width variant with that seed.
 
@@ -226,6 +226,8 @@ def run_dataset(
         log: Receives one progress line per trained variant.
         chunk_sizes: Chunk size (and ``min_dim``, ``dim_multiple``) per dataset; default
             ``CHUNK_SIZE``.
+        overrides: Further ``SelectionConfig`` settings of recsel (e.g.
+            ``chunk_significance``), the same on every dataset.
 
     Returns:
         The dataset's section of ``dims.json``: ``runs``, ``summary`` and ``targets``.
@@ -244,7 +246,7 @@ def run_dataset(
         features = data.features
         config = SelectionConfig(
             num_features=len(features), dim_fraction=dim_fraction, chunk_size=chunk,
-            dim_multiple=chunk, min_dim=chunk, seed=seed,
+            dim_multiple=chunk, min_dim=chunk, seed=seed, **(overrides or {}),
         )  # fmt: skip
         if seed == seeds[0] or name == "planted":
             _warm_up(data, features, protocol, config, seed)
@@ -343,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="DATASET=K",
         help="chunk size (and min_dim, dim_multiple) of a dataset",
     )
+    parser.add_argument("--significance", type=float, help="recsel's chunk_significance")
     parser.add_argument("--out", default="dims", help="results name (benchmarks/results/)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -356,15 +359,17 @@ def main(argv: list[str] | None = None) -> None:
                 f"--chunk {item!r}: expected DATASET=K with DATASET in {list(chunk_sizes)}"
             )
         chunk_sizes[dataset] = int(k)
+    overrides = {} if args.significance is None else {"chunk_significance": args.significance}
     protocol = bl.TrainProtocol()
     load_start, started, sections = os.getloadavg(), time.time(), []
     for name in args.datasets:
         sections.append(run_dataset(name, PRESETS[mode]["rows"][name], seeds, args.dim_fraction,
-                                    protocol, lambda m: print(m, flush=True), chunk_sizes))  # fmt: skip
+                                    protocol, lambda m: print(m, flush=True), chunk_sizes, overrides))  # fmt: skip
     command = "python -m benchmarks.dims" + (" --quick" if args.quick else "")
     command += f" --seeds {args.seeds}" if args.seeds else ""
     command += f" --first-seed {args.first_seed}" if args.first_seed else ""
     command += (" --chunk " + " ".join(args.chunk)) if args.chunk else ""
+    command += f" --significance {args.significance:g}" if overrides else ""
     command += f" --out {args.out}" if args.out != "dims" else ""
     command += f" --dim-fraction {args.dim_fraction}" if args.dim_fraction != 0.3 else ""
     if args.datasets != ["planted", "movielens", "adult"]:
@@ -379,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
             "recsel selects widths only (num_features = all candidates, dim_fraction "
             f"{args.dim_fraction} of the chunks; a selected chunk is kept when replacing it by "
             f"its mean raises the validation log loss by more than "
-            f"{SelectionConfig().chunk_significance:g} standard errors, "
+            f"{overrides.get('chunk_significance', SelectionConfig().chunk_significance):g} "
+            "standard errors, "
             "recsel.selection.width_value; widths multiples of the chunk size, at least one "
             "chunk). uniform, "
             "heuristic_scaled (6·cardinality^0.25), mixed_dim (Ginart et al.: width ∝ "
