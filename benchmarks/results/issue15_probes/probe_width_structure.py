@@ -1,4 +1,10 @@
-"""Probe: which width structure wins on MovieLens at ~equal params (interleaved seeds)."""
+"""Probe: which width structure wins on MovieLens at ~equal params (interleaved seeds).
+
+Run from the repository root: ``PYTHONPATH=. python <this file> 3,4,5``. probe_seeds012.json
+was measured with an earlier config set (uni8, hs, big8_s2, big8_s4, big8_s1 = user/movie/zip
+8 and small tables 2/4/1, m12_s2 = user 8, movie 12, zip 4, small 2, u8m10z6_s2), and
+probe_seeds345.json with the set below.
+"""
 import os, sys, json, time
 import numpy as np
 from benchmarks import baselines as bl
