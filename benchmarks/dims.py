@@ -47,8 +47,8 @@ MAX_PARAM_FRACTION = 0.3
 MIN_SPEARMAN = 0.8
 MAX_COST = 1.3
 RULES = ("uniform", "heuristic_scaled", "mixed_dim", "pep")
-# Measured beside the benchmark (issue 15; files in benchmarks/results/issue15_probes/,
-# commit f16fff1, same protocol), rendered under each dataset's targets.
+# Measured beside the benchmark (issue 15; files in benchmarks/results/issue15_probes/, each
+# recording its commit; same protocol), rendered under each dataset's targets.
 NOTES = {
     "planted": (
         "Held-out seeds 3-5 (heldout_default.json): recsel 0.8429 ± 0.0107 at 6.6% of full "
