@@ -12,6 +12,7 @@ from recsel.selection.width_value import (
     drop_idle_chunks,
     joint_drop,
 )
+from recsel.spec.config import SelectionConfig
 from tests.test_widths import _small_model, first_dense
 
 
@@ -89,3 +90,8 @@ def test_joint_ablation_matches_single_chunk_values_and_the_tower():
     direct = (width_value._log_loss_rows(model, embedded, labels) - base).mean()
     assert both == pytest.approx(direct, rel=1e-4, abs=1e-6)
     assert joint_drop({"a": [0, 1]}, mean, rise, 2.0) == {"a": [0]}
+
+
+def test_an_unknown_chunk_rule_is_refused_by_name():
+    with pytest.raises(ValueError, match="chunk_rule must be 'each' or 'joint', got 'all'"):
+        SelectionConfig(chunk_rule="all")
