@@ -393,10 +393,11 @@ def parse_chunk_sizes(items: list[str]) -> dict[str, int]:
 def _rule_text(overrides: dict) -> str:
     """How recsel's run keeps its selected chunks, for the results' description."""
     config = dataclasses.replace(SelectionConfig(), **overrides)
-    if config.chunk_rule == "joint":
+    if config.chunk_rule in ("joint", "tail"):
+        among = "" if config.chunk_rule == "joint" else " not significant alone"
         return (
-            "a feature's least valuable selected chunks are dropped while replacing them all "
-            "together by their means raises the validation log loss by at most "
+            f"a feature's least valuable selected chunks{among} are dropped while replacing "
+            "them all together by their means raises the validation log loss by at most "
             f"{config.chunk_significance:g} standard errors"
         )
     return (
@@ -420,7 +421,9 @@ def main(argv: list[str] | None = None) -> None:
         help="chunk size (and min_dim, dim_multiple) of a dataset",
     )
     parser.add_argument("--significance", type=float, help="recsel's chunk_significance")
-    parser.add_argument("--chunk-rule", choices=("each", "joint"), help="recsel's chunk_rule")
+    parser.add_argument(
+        "--chunk-rule", choices=("each", "joint", "tail"), help="recsel's chunk_rule"
+    )
     parser.add_argument("--out", default="dims", help="results name (benchmarks/results/)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"

@@ -176,8 +176,9 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param(
         "chunk_rule", "Widths-only runs: judge each chunk alone (each) or drop the least "
-        f"valuable while their joint rise stays within chunk_significance (joint) {_K}.",
-        choices=("each", "joint"),
+        "valuable while their joint rise stays within chunk_significance (joint), or so "
+        f"among the chunks not significant alone (tail) {_K}.",
+        choices=("each", "joint", "tail"),
     ),
     Param("warmup_fraction", f"Leading share of the first round with every gate at 1 {_K}."),
     Param("chunk_phase_fraction", f"Trailing share of each round that chooses widths {_K}."),

@@ -93,5 +93,21 @@ def test_joint_ablation_matches_single_chunk_values_and_the_tower():
 
 
 def test_an_unknown_chunk_rule_is_refused_by_name():
-    with pytest.raises(ValueError, match="chunk_rule must be 'each' or 'joint', got 'all'"):
+    with pytest.raises(ValueError, match="chunk_rule must be 'each', 'joint' or 'tail', got 'all'"):
         SelectionConfig(chunk_rule="all")
+
+
+def test_the_tail_rule_never_drops_a_chunk_significant_alone():
+    # Chunks worth less than nothing (-3 SE) let the plain joint rule drop a 2.5 SE chunk:
+    # the cumulative rise stays within 2 SE. Among the chunks not significant alone
+    # ("tail"), the 2.5 SE chunk is kept, and so is a jointly significant tail.
+    mean = {"a": np.array([50.0, 2.5, -3.0, -3.0]), "w": np.array([50.0] + [1.5] * 8)}
+    se = {"a": np.ones(4), "w": np.ones(9)}
+    selected = {"a": [0, 1, 2, 3], "w": list(range(9))}
+    rise = _additive(mean, se)
+    assert joint_drop(selected, mean, rise, 2.0)["a"] == [0]
+    tail = joint_drop(selected, mean, rise, 2.0, se)
+    assert tail["a"] == [0, 1]
+    assert len(tail["w"]) == 8
+    each = drop_idle_chunks(selected, mean, se, 2.0)
+    assert all(set(each[n]) <= set(tail[n]) for n in selected)

@@ -180,6 +180,7 @@ def joint_drop(
     mean: dict[str, np.ndarray],
     rise: Callable[[list[tuple[str, list[int]]]], tuple[np.ndarray, np.ndarray]],
     significance: float,
+    se: dict[str, np.ndarray] | None = None,
 ) -> dict[str, list[int]]:
     """Drops each feature's least valuable chunks while dropping them TOGETHER costs no
     more than ``significance`` standard errors of validation log loss.
@@ -197,6 +198,9 @@ def joint_drop(
         rise: ``[(feature, chunks), ...] -> (mean, standard_error)`` of the loss rise of
             ablating each listed set of a feature's chunks together (``JointAblation``).
         significance: Standard errors the joint rise may not exceed.
+        se: Per feature, each chunk's standard error alone. When given, a chunk that is
+            ``significance`` standard errors above zero alone is never tried (kept): the
+            rule only adds chunks to ``drop_idle_chunks``'s, it never removes one.
 
     Returns:
         Per feature, the chunk positions kept (in the given order).
@@ -207,8 +211,12 @@ def joint_drop(
         >>> joint_drop({"a": [0, 1, 2, 3]}, {"a": np.array([9.0, 3, 2, 1])}, add, 2.0)
         {'a': [0, 1]}
     """
+
+    def idle(name: str, chunk: int) -> bool:
+        return se is None or mean[name][chunk] <= max(significance * se[name][chunk], 0.0)
+
     order = {
-        n: [c for c in sorted(chunks, key=lambda k, n=n: (mean[n][k], -k))][:-1]
+        n: [c for c in sorted(chunks, key=lambda k, n=n: (mean[n][k], -k))[:-1] if idle(n, c)]
         for n, chunks in selected.items()
     }
     dropped: dict[str, list[int]] = {n: [] for n in selected}

@@ -39,7 +39,8 @@ class SelectionConfig:
             widths must earn their keep on held-out rows (0: keep those that help at all).
         chunk_rule: ``"each"`` judges every chunk alone (``width_value.drop_idle_chunks``);
             ``"joint"`` drops a feature's least valuable chunks while their JOINT rise stays
-            within ``chunk_significance`` standard errors (``width_value.joint_drop``).
+            within ``chunk_significance`` standard errors (``width_value.joint_drop``);
+            ``"tail"`` does so over the chunks not significant alone only.
             Widths-only runs only, whose chunks are rotated to principal axes; feature
             selection keeps chunks holding 0.3% of the first-layer energy
             (``recsel.selection.widths.ENERGY_TOLERANCE``).
@@ -143,8 +144,10 @@ class SelectionConfig:
             )
         if self.max_dim is not None and self.max_dim < self.min_dim:
             raise ValueError(f"max_dim ({self.max_dim}) is below min_dim ({self.min_dim}).")
-        if self.chunk_rule not in ("each", "joint"):
-            raise ValueError(f"chunk_rule must be 'each' or 'joint', got {self.chunk_rule!r}.")
+        if self.chunk_rule not in ("each", "joint", "tail"):
+            raise ValueError(
+                f"chunk_rule must be 'each', 'joint' or 'tail', got {self.chunk_rule!r}."
+            )
         if not self.chunk_significance >= 0:
             raise ValueError(f"chunk_significance must be >= 0, got {self.chunk_significance}.")
         if not 0 < self.dim_fraction <= 1:

@@ -117,7 +117,8 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
             this many standard errors.
         chunk_rule: In widths-only runs, ``each`` judges every chunk alone; ``joint``
             drops a feature's least valuable chunks while their joint rise stays within
-            ``chunk_significance`` standard errors.
+            ``chunk_significance`` standard errors; ``tail`` so among the chunks not
+            significant alone.
         warmup_fraction: Leading share of the first round with every gate at 1.
         chunk_phase_fraction: Trailing share of each round that chooses widths.
         finetune_steps: Hard-gated fine-tuning steps at the end of each round.
