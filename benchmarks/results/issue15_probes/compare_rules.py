@@ -2,7 +2,7 @@
 
 Run from the repository root: ``python benchmarks/results/issue15_probes/compare_rules.py``.
 'each' runs: benchmarks/results/dims.json (seeds 0-2) and heldout_default.json (planted and
-MovieLens seeds 3-5); 'joint' runs: joint_planted.json (seeds 0-5), joint_ml_adult.json.
+MovieLens seeds 3-5); 'joint' / 'tail' runs: {rule}_planted.json (seeds 0-5), {rule}_ml_adult.json (seeds 0-2).
 """
 
 import json
@@ -23,14 +23,19 @@ def runs(path):
 
 
 each = {**runs(os.path.join(HERE, "..", "dims.json")), **runs(os.path.join(HERE, "heldout_default.json"))}
-joint = {}
-for name in ("joint_planted.json", "joint_ml_adult.json"):
-    if os.path.exists(os.path.join(HERE, name)):
-        joint.update(runs(os.path.join(HERE, name)))
+def rule_runs(rule):
+    out = {}
+    for name in (f"{rule}_planted.json", f"{rule}_ml_adult.json"):
+        if os.path.exists(os.path.join(HERE, name)):
+            out.update(runs(os.path.join(HERE, name)))
+    return out
+
+
+joint, tail = rule_runs("joint"), rule_runs("tail")
 rules = ["uniform", "heuristic_scaled", "mixed_dim", "pep"]
 summary = {}
 for ds in ("planted", "movielens", "adult"):
-    for label, res in (("each", each), ("joint", joint)):
+    for label, res in (("each", each), ("joint", joint), ("tail", tail)):
         seeds = sorted({s for (d, s, v) in res if d == ds and v == "recsel"})
         if ds != "planted":
             seeds = [s for s in seeds if s < 3]  # the joint rule ran seeds 0-2 there
