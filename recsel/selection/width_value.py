@@ -18,6 +18,19 @@ seeds 0 and 3 (200k rows), significance 2 / 1 / 0 gave Spearman 0.81 / 0.77 / 0.
 0.92 / 0.63 / 0.54, and recsel minus PEP at equal parameters -0.001 / +0.000 / +0.023 and
 +0.000 / +0.001 / -0.002 AUC: seed 0's gain at 0 did not hold on seed 3.)
 
+``joint_drop`` (``chunk_rule`` "joint" / "tail") judges the dropped chunks together
+instead: a tail worth little per chunk but much jointly is kept. It did not pay, so
+"each" stays the default (``python -m benchmarks.dims --chunk-rule joint``, planted seeds
+0-5, MovieLens and Adult seeds 0-2, 2026-12-02, load 5-8; issue15_probes/compare_rules.py):
+on planted seed 3, where recsel trails full width most, the rank-32 tables' chunk phase
+selected 8 of 16 chunks, 6 were significant alone and the other 2 were not significant
+together either (t 0.7 / -1.1 and 1.5 / 1.2): the widths are set by what the one-pass
+selection model learned, not by judging chunks alone. "joint" is stingier than "each":
+chunks worth less than nothing make room to drop a significant one (planted recsel 0.8425
+vs 0.8472, recsel - PEP -0.0033 vs +0.0042, Spearman 0.884 vs 0.891; Adult 0.9078 vs
+0.9079; MovieLens identical). "tail" (only chunks not significant alone are dropped, never
+fewer kept than "each") TAIL_RESULTS
+
 Example:
     >>> mean, se = ablation_values(trainer.model, sample, "clicked", 8)
     >>> kept = drop_idle_chunks(layer.selected_chunks(), mean, se, 2.0)
