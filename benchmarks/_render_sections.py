@@ -361,6 +361,8 @@ def dims_section(name: str, data: dict) -> str:
             cost = ", ".join(one(c) for c in section["cost"])
             lines += [f"Selection cost (select / plain full-width training): {cost}.", ""]
         lines += [targets_table(section["targets"]), ""]
+        if section.get("notes"):  # what the benchmark's author measured beside the run
+            lines += [f"Notes: {section['notes']}", ""]
     return "\n".join(lines)
 
 
