@@ -42,25 +42,25 @@ import tf_keras
 from IPython.display import HTML, display
 
 from recsel.atomic import read_text
-from recsel.selection.budget import BudgetError
 from recsel.cost import calibrate
 from recsel.data.public import load_movielens_100k
+from recsel.inputs.frame_dataset import to_dataset, to_numpy_inputs
 from recsel.inputs.inference import heuristic_dim, infer_feature_set
-from recsel.outputs.write import write_outputs
+from recsel.inputs.splits import split_frame
+from recsel.inputs.tabular import validate_frame
 from recsel.model.serving import (
     export_saved_model,
     load_serving_fn,
     predict_examples,
     serialize_examples,
 )
-from recsel.inputs.tabular import validate_frame
-from recsel.inputs.splits import split_frame
-from recsel.inputs.frame_dataset import to_dataset, to_numpy_inputs
 from recsel.outputs.embedding_config import (
     read_embedding_config,
     to_keras_rs_config,
     to_tpu_feature_configs,
 )
+from recsel.outputs.write import write_outputs
+from recsel.selection.budget import BudgetError
 
 SMALL = os.environ.get("RECSEL_NOTEBOOK_SMALL") == "1"
 RUN_DIR = pathlib.Path("runs") / "quickstart"
