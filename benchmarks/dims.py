@@ -399,22 +399,6 @@ def parse_chunk_sizes(items: list[str]) -> dict[str, int]:
     return sizes
 
 
-def _rule_text(overrides: dict) -> str:
-    """How recsel's run keeps its selected chunks, for the results' description."""
-    config = dataclasses.replace(SelectionConfig(), **overrides)
-    if config.chunk_rule in ("joint", "tail"):
-        among = "" if config.chunk_rule == "joint" else " not significant alone"
-        return (
-            f"a feature's least valuable selected chunks{among} are dropped while replacing "
-            "them all together by their means raises the validation log loss by at most "
-            f"{config.chunk_significance:g} standard errors"
-        )
-    return (
-        "a selected chunk is kept when replacing it by its mean raises the validation log "
-        f"loss by more than {config.chunk_significance:g} standard errors"
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and seeds")
@@ -430,9 +414,6 @@ def main(argv: list[str] | None = None) -> None:
         help="chunk size (and min_dim, dim_multiple) of a dataset",
     )
     parser.add_argument("--significance", type=float, help="recsel's chunk_significance")
-    parser.add_argument(
-        "--chunk-rule", choices=("each", "joint", "tail"), help="recsel's chunk_rule"
-    )
     parser.add_argument("--out", default="dims", help="results name (benchmarks/results/)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -443,7 +424,6 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     overrides = {} if args.significance is None else {"chunk_significance": args.significance}
-    overrides |= {} if args.chunk_rule is None else {"chunk_rule": args.chunk_rule}
     protocol = bl.TrainProtocol()
     load_start, started, sections = os.getloadavg(), time.time(), []
     for name in args.datasets:
@@ -453,8 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     command += f" --seeds {args.seeds}" if args.seeds else ""
     command += f" --first-seed {args.first_seed}" if args.first_seed else ""
     command += (" --chunk " + " ".join(args.chunk)) if args.chunk else ""
-    command += f" --significance {args.significance:g}" if args.significance is not None else ""
-    command += f" --chunk-rule {args.chunk_rule}" if args.chunk_rule else ""
+    command += f" --significance {args.significance:g}" if overrides else ""
     command += f" --out {args.out}" if args.out != "dims" else ""
     command += f" --dim-fraction {args.dim_fraction}" if args.dim_fraction != 0.3 else ""
     if args.datasets != ["planted", "movielens", "adult"]:
@@ -467,7 +446,10 @@ def main(argv: list[str] | None = None) -> None:
         "wall_seconds": round(time.time() - started, 1),
         "description": (
             "recsel selects widths only (num_features = all candidates, dim_fraction "
-            f"{args.dim_fraction} of the chunks; " + _rule_text(overrides) + ", "
+            f"{args.dim_fraction} of the chunks; a selected chunk is kept when replacing it by "
+            f"its mean raises the validation log loss by more than "
+            f"{overrides.get('chunk_significance', SelectionConfig().chunk_significance):g} "
+            "standard errors, "
             "recsel.selection.width_value; widths multiples of the chunk size, at least one "
             "chunk). uniform, "
             "heuristic_scaled (6·cardinality^0.25), mixed_dim (Ginart et al.: width ∝ "

@@ -174,12 +174,6 @@ PARAMS: tuple[Param, ...] = (
         "chunk_significance", "Widths-only runs: keep a chunk only if ablating it raises "
         f"validation log loss by more than this many standard errors {_K}.",
     ),
-    Param(
-        "chunk_rule", "Widths-only runs: judge each chunk alone (each) or drop the least "
-        "valuable while their joint rise stays within chunk_significance (joint), or so "
-        f"among the chunks not significant alone (tail) {_K}.",
-        choices=("each", "joint", "tail"),
-    ),
     Param("warmup_fraction", f"Leading share of the first round with every gate at 1 {_K}."),
     Param("chunk_phase_fraction", f"Trailing share of each round that chooses widths {_K}."),
     Param("finetune_steps", f"Hard-gated fine-tuning steps at the end of each round {_K}."),

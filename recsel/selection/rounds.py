@@ -39,13 +39,7 @@ def finalise_widths(
     layer = trainer.layer
     counts, widths = {}, {}
     mean, se = width_value.ablation_values(trainer.model, sample, trainer.label, config.chunk_size)
-    if rotated and config.chunk_rule in ("joint", "tail"):
-        rise = width_value.JointAblation(trainer.model, sample, trainer.label, config.chunk_size)
-        alone = se if config.chunk_rule == "tail" else None
-        selected = width_value.joint_drop(
-            layer.selected_chunks(), mean, rise, config.chunk_significance, alone
-        )
-    elif rotated:
+    if rotated:
         selected = width_value.drop_idle_chunks(
             layer.selected_chunks(), mean, se, config.chunk_significance
         )

@@ -18,22 +18,19 @@ seeds 0 and 3 (200k rows), significance 2 / 1 / 0 gave Spearman 0.81 / 0.77 / 0.
 0.92 / 0.63 / 0.54, and recsel minus PEP at equal parameters -0.001 / +0.000 / +0.023 and
 +0.000 / +0.001 / -0.002 AUC: seed 0's gain at 0 did not hold on seed 3.)
 
-``joint_drop`` (``chunk_rule`` "joint" / "tail") judges the dropped chunks together
-instead: a tail worth little per chunk but much jointly is kept. It did not pay, so
-"each" stays the default (``python -m benchmarks.dims --chunk-rule joint``, planted seeds
-0-5, MovieLens and Adult seeds 0-2, 2026-12-02, load 5-8; issue15_probes/compare_rules.py):
-on planted seed 3, where recsel trails full width most, the rank-32 tables' chunk phase
-selected 8 of 16 chunks, 6 were significant alone and the other 2 were not significant
-together either (t 0.7 / -1.1 and 1.5 / 1.2): the widths are set by what the one-pass
-selection model learned, not by judging chunks alone. "joint" is stingier than "each":
-chunks worth less than nothing make room to drop a significant one (planted recsel 0.8425
-vs 0.8472, recsel - PEP -0.0033 vs +0.0042, Spearman 0.884 vs 0.891; Adult 0.9078 vs
-0.9079; MovieLens identical). "tail" (only chunks not significant alone are dropped, never
-fewer kept than "each") chose the same widths as "each" on 5 of 6 planted seeds and on
-every MovieLens and Adult seed; on planted seed 1 it kept one more t07 column and the
-retrained model scored 0.8550 against 0.8625 (recsel - PEP +0.0030 vs +0.0042 over seeds
-0-5). Neither rule moves the held-out seeds 3-5 (recsel - full width -0.0143 under "each"
-and "tail", -0.0214 under "joint").
+Judging the dropped chunks *together* was also tried and removed (rules "joint": drop a
+feature's least valuable chunks while their joint ablation rise stays within 2 SE, and
+"tail": the same, but only among chunks not significant alone; code at c96cbc4 / f758d75,
+data and script in benchmarks/results/issue15_probes/compare_rules*, planted seeds 0-5,
+MovieLens and Adult seeds 0-2, 2026-12-02, load 5-8). Neither paid: on planted seed 3,
+where recsel trails full width most, the rank-32 tables' chunk phase had selected 8 of 16
+chunks, 6 significant alone and the other 2 not significant together either (t 0.7 / -1.1
+and 1.5 / 1.2), so the widths are set by what the one-pass selection model learned, not by
+judging chunks alone. "joint" was stingier (planted 0.8425 vs 0.8472, recsel - PEP -0.0033
+vs +0.0042, Spearman 0.884 vs 0.891); "tail" chose the same widths on 5 of 6 planted seeds
+and every MovieLens and Adult seed, and on planted seed 1 kept one more column and scored
+0.8550 against 0.8625. Neither moved planted seeds 3-5 (recsel - full width -0.0143 under
+the per-chunk rule and "tail", -0.0214 under "joint").
 
 Example:
     >>> mean, se = ablation_values(trainer.model, sample, "clicked", 8)
@@ -41,8 +38,6 @@ Example:
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 
@@ -203,96 +198,6 @@ def _ablate(
 
 def _chunk_columns(layer, name: str, chunk: int, chunk_size: int) -> np.ndarray:
     return layer.output_columns_of(name)[chunk * chunk_size : (chunk + 1) * chunk_size]
-
-
-def joint_drop(
-    selected: dict[str, list[int]],
-    mean: dict[str, np.ndarray],
-    rise: Callable[[list[tuple[str, list[int]]]], tuple[np.ndarray, np.ndarray]],
-    significance: float,
-    se: dict[str, np.ndarray] | None = None,
-) -> dict[str, list[int]]:
-    """Drops each feature's least valuable chunks while dropping them TOGETHER costs no
-    more than ``significance`` standard errors of validation log loss.
-
-    Per feature, the selected chunks other than the most valuable are tried from the least
-    valuable up; each try ablates the already-dropped ones plus the next, and the first try
-    whose joint rise exceeds ``significance`` standard errors ends that feature's drops.
-    Unlike ``drop_idle_chunks`` (each chunk judged alone), a wide table whose tail chunks are
-    each worth little but jointly a lot keeps them. Features step in lockstep, so each step
-    is one ``rise`` call for all of them.
-
-    Args:
-        selected: Per feature, its selected chunk positions.
-        mean: Per feature, each chunk's value alone (``ablation_values``): the drop order.
-        rise: ``[(feature, chunks), ...] -> (mean, standard_error)`` of the loss rise of
-            ablating each listed set of a feature's chunks together (``JointAblation``).
-        significance: Standard errors the joint rise may not exceed.
-        se: Per feature, each chunk's standard error alone. When given, a chunk that is
-            ``significance`` standard errors above zero alone is never tried (kept): the
-            rule only adds chunks to ``drop_idle_chunks``'s, it never removes one.
-
-    Returns:
-        Per feature, the chunk positions kept (in the given order).
-
-    Example:
-        >>> add = lambda jobs: (np.array([0.4 * len(c) for _, c in jobs]),
-        ...                     np.array([0.3 * len(c) ** 0.5 for _, c in jobs]))
-        >>> joint_drop({"a": [0, 1, 2, 3]}, {"a": np.array([9.0, 3, 2, 1])}, add, 2.0)
-        {'a': [0, 1]}
-    """
-
-    def idle(name: str, chunk: int) -> bool:
-        return se is None or mean[name][chunk] <= max(significance * se[name][chunk], 0.0)
-
-    order = {
-        n: [c for c in sorted(chunks, key=lambda k, n=n: (mean[n][k], -k))[:-1] if idle(n, c)]
-        for n, chunks in selected.items()
-    }
-    dropped: dict[str, list[int]] = {n: [] for n in selected}
-    active = [n for n in selected if order[n]]
-    while active:
-        jobs = [(n, [*dropped[n], order[n][len(dropped[n])]]) for n in active]
-        values, errors = rise(jobs)
-        still = []
-        for (name, chunks), value, error in zip(jobs, values, errors):
-            if value <= max(significance * error, 0.0):
-                dropped[name] = chunks
-                if len(chunks) < len(order[name]):
-                    still.append(name)
-        active = still
-    return {n: [c for c in chunks if c not in dropped[n]] for n, chunks in selected.items()}
-
-
-class JointAblation:
-    """Loss rise of ablating sets of a feature's chunks together, on one validation sample.
-
-    The layer's output on the sample is computed once; every call ablates from it.
-
-    Args:
-        model: A ``Ranker`` around a ``SequentialAttentionEmbedding`` (any tower).
-        sample: Cleaned validation rows.
-        label: Label column of ``sample``.
-        chunk_size: Columns per chunk.
-        max_floats: Largest ablated batch (rows x columns) scored in one tower call.
-
-    Example:
-        >>> rise = JointAblation(trainer.model, sample, "clicked", 8)
-        >>> mean, se = rise([("user_id", [2, 3])])
-    """
-
-    def __init__(self, model, sample, label: str, chunk_size: int, max_floats: int = 8_000_000):
-        self.model, self.chunk_size, self.max_floats = model, chunk_size, max_floats
-        self.labels = sample[label].to_numpy(np.float64)
-        self.embedded = _embedded(model, sample)
-
-    def __call__(self, jobs: list[tuple[str, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
-        layer = self.model.embedding
-        columns = [
-            np.concatenate([_chunk_columns(layer, n, c, self.chunk_size) for c in chunks])
-            for n, chunks in jobs
-        ]
-        return _ablate(self.model, self.embedded, self.labels, columns, self.max_floats)
 
 
 def ablation_values(

@@ -37,10 +37,6 @@ class SelectionConfig:
             only if replacing its columns by their mean raises the validation log loss
             by more than this many standard errors (``recsel.selection.width_value``):
             widths must earn their keep on held-out rows (0: keep those that help at all).
-        chunk_rule: ``"each"`` judges every chunk alone (``width_value.drop_idle_chunks``);
-            ``"joint"`` drops a feature's least valuable chunks while their JOINT rise stays
-            within ``chunk_significance`` standard errors (``width_value.joint_drop``);
-            ``"tail"`` does so over the chunks not significant alone only.
             Widths-only runs only, whose chunks are rotated to principal axes; feature
             selection keeps chunks holding 0.3% of the first-layer energy
             (``recsel.selection.widths.ENERGY_TOLERANCE``).
@@ -99,7 +95,6 @@ class SelectionConfig:
     warmup_fraction: float = 0.1
     chunk_phase_fraction: float = 0.3
     chunk_significance: float = 2.0
-    chunk_rule: str = "each"
     l2: float = 1e-4
     logit_scale: float = 10.0
     hidden_units: tuple[int, ...] = (64, 32)
@@ -144,10 +139,6 @@ class SelectionConfig:
             )
         if self.max_dim is not None and self.max_dim < self.min_dim:
             raise ValueError(f"max_dim ({self.max_dim}) is below min_dim ({self.min_dim}).")
-        if self.chunk_rule not in ("each", "joint", "tail"):
-            raise ValueError(
-                f"chunk_rule must be 'each', 'joint' or 'tail', got {self.chunk_rule!r}."
-            )
         if not self.chunk_significance >= 0:
             raise ValueError(f"chunk_significance must be >= 0, got {self.chunk_significance}.")
         if not 0 < self.dim_fraction <= 1:

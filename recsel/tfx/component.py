@@ -115,10 +115,6 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         chunk_significance: In widths-only runs (every candidate kept), a kept feature's
             chunk is dropped unless ablating it raises the validation log loss by more than
             this many standard errors.
-        chunk_rule: In widths-only runs, ``each`` judges every chunk alone; ``joint``
-            drops a feature's least valuable chunks while their joint rise stays within
-            ``chunk_significance`` standard errors; ``tail`` so among the chunks not
-            significant alone.
         warmup_fraction: Leading share of the first round with every gate at 1.
         chunk_phase_fraction: Trailing share of each round that chooses widths.
         finetune_steps: Hard-gated fine-tuning steps at the end of each round.
@@ -179,7 +175,6 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
         seed: int | None = None,
         dim_fraction: float | None = None,
         chunk_significance: float | None = None,
-        chunk_rule: str | None = None,
         warmup_fraction: float | None = None,
         chunk_phase_fraction: float | None = None,
         finetune_steps: int | None = None,
