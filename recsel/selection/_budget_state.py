@@ -18,6 +18,11 @@ Example:
 from __future__ import annotations
 
 
+def _plain(value: float | None) -> float | None:
+    """A timing as a Python float (numpy's float32 is not JSON-able), or None."""
+    return None if value is None else float(value)
+
+
 class BudgetState:
     """Reporting and checkpoint state; the host sets the attributes ``state`` names."""
 
@@ -52,8 +57,8 @@ class BudgetState:
             >>> trainer.save({"round": 3, "budget": controller.state()})
         """
         return {
-            "marginal_auc": {str(i): g for i, g in self.marginal_auc.items()},
-            "marginal_se": {str(i): e for i, e in self.marginal_se.items()},
+            "marginal_auc": {str(i): float(g) for i, g in self.marginal_auc.items()},
+            "marginal_se": {str(i): float(e) for i, e in self.marginal_se.items()},
             "rejected": sorted(self.rejected),
             "discarded": sorted(self.discarded),
             "previous": list(self._previous),
@@ -61,8 +66,8 @@ class BudgetState:
             "skipped_copies": dict(self.skipped_copies),
             "skipped_constant": list(self.skipped_constant),
             # Full-model timings the load-spike test compares a round's against.
-            "latest_full_model_ms": self._latest_full_model_ms,
-            "quietest_full_model_ms": self._quietest_full_model_ms,
+            "latest_full_model_ms": _plain(self._latest_full_model_ms),
+            "quietest_full_model_ms": _plain(self._quietest_full_model_ms),
         }
 
     def restore_state(self, state: dict | None) -> None:
