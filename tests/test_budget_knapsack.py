@@ -166,3 +166,39 @@ def test_why_dropped_names_the_round_a_feature_left_the_selection_in():
     assert "+0.0002 AUC" in reasons["c06"]["detail"]
     assert reasons["c09"]["reason"] == "over_budget" and reasons["c09"]["round"] == 4
     assert reasons["c12"]["reason"] == "low_attention"
+
+
+def test_a_fresh_controller_restored_from_the_checkpoint_state_judges_the_same():
+    """What a resumed run rebuilds: a new controller given ``state()`` through JSON (as
+    the checkpoint stores it) plans, stops and picks the final round as the first does."""
+    import json
+
+    controller, layer = _controller([0.6, 0.9, 2.0, 1.0])
+    rounds = [_round(controller, layer, 0, ["movie_id"])]
+    rounds.append(_round(controller, layer, 1, ["movie_id", "zip_code"]))
+    rounds.append(_round(controller, layer, 2, ["movie_id", "zip_code", "genres"]))
+    saved = json.loads(json.dumps(controller.state()))
+    fresh, _ = _controller([1.0])
+    fresh.trainer = controller.trainer  # the restored layer: genres already left it
+    # With movie_id alone kept, genres fits by cost: only its rejection keeps it out.
+    alone = (["movie_id"], _widths(["movie_id"]), 1)
+    assert fresh.plan_round(*alone).eligible[NAMES.index("genres")] == 1.0  # forgotten
+    fresh.restore_state(saved)
+    assert fresh.plan_round(*alone).eligible[NAMES.index("genres")] == 0.0
+    assert fresh.state() == controller.state()
+    assert fresh.rejected == {"genres"} and fresh.discarded == {2}
+    assert fresh.marginal_auc == controller.marginal_auc and fresh.marginal_auc  # gains back
+    kept = ["movie_id", "zip_code"]
+    plan = fresh.plan_round(kept, _widths(kept), 1)
+    assert plan.eligible.tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert fresh._failing_streak(rounds) == 1  # the over-budget round counts in the streak
+    rounds.append(_round(fresh, layer, 3, ["movie_id", "zip_code", "user_id"]))
+    assert fresh.marginal_auc[3] == 0.01  # judged as new: the last kept set came back
+    assert fresh.final_round(rounds) == 3
+
+
+def test_a_checkpoint_state_naming_an_unknown_feature_is_refused():
+    controller, _ = _controller([])
+    state = {**controller.state(), "rejected": ["age"]}
+    with pytest.raises(ValueError, match=r"\['age'\].*remove the checkpoint directory"):
+        controller.restore_state(state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import inspect
+import re
 import typing
 
 import pytest
@@ -189,6 +190,21 @@ def test_tfx_signature_and_docstring_name_every_tfx_parameter():
         default = signature[param.name].default
         assert default in (None, param.default), (param.name, default)  # None: the core's
         assert f"{param.name}:" in doc, f"the component's docstring does not document {param.name}"
+
+
+def _doc_entry(doc: str, name: str) -> str:
+    """The text of ``name``'s Args entry in a Google-style docstring, on one line."""
+    entry = re.search(rf"\n {{8}}{name}: (.*?)(?=\n {{8}}\w+:|\n\n)", doc, re.S)
+    assert entry, f"no Args entry for {name}"
+    return " ".join(entry.group(1).split())
+
+
+@pytest.mark.parametrize("name", ["plateau_tolerance", "plateau_patience"])
+def test_tfx_docstring_of_the_budget_stopping_rule_says_what_params_says(name):
+    # The component's entry once said "rounds in a row add less" after the rule changed
+    # to count over-budget rounds too; params.py's help is the one declaration.
+    expected = params.get(name).help.replace(" (default %(default)s)", "")
+    assert _doc_entry(SequentialAttentionSelector.__doc__, name) == expected
 
 
 def test_units_are_parsed_once_for_every_shell():

@@ -101,3 +101,56 @@ def test_checkpoint_of_a_different_run_is_refused(prepared, tmp_path):
             progress=False,
             checkpoint_dir=str(tmp_path / "c"),
         )
+
+
+def test_budget_rounds_resume_with_the_features_that_left_the_selection(
+    prepared, tmp_path, monkeypatch
+):
+    """Killed after a round's new features failed their masked check and left the
+    selection, the resumed run must still know they left (never eligible again), the
+    rounds' masked gains and so the plateau streak: it then reaches the same selection.
+
+    The failure is forced on round 2 (index 1), whatever it picks, so the test does not
+    depend on which synthetic column is weak; the other rounds are judged as usual.
+    """
+    from recsel.selection.budget import BudgetController
+
+    measure = BudgetController.measure_round
+
+    def round_two_fails(self, record, pruned, kept):
+        if record.index == 1:
+            real = self._masked_gains
+            self._masked_gains = lambda new: {n: (-1.0, 0.0) for n in real(new)}
+            try:
+                return measure(self, record, pruned, kept)
+            finally:
+                del self._masked_gains
+        return measure(self, record, pruned, kept)
+
+    monkeypatch.setattr(BudgetController, "measure_round", round_two_fails)
+    train, valid, features = prepared
+    config = SelectionConfig(
+        num_features=6,
+        batch_size=64,
+        seed=3,
+        memory_budget_bytes=1e9,
+        features_per_round=2,
+        finetune_steps=3,
+        plateau_patience=2,
+    )
+    reference = select(train, valid, features, config, progress=False)
+    left = reference.cost_model["rejected"]
+    assert len(reference.rounds) == 3 and len(left) == 2, reference.cost_model
+    assert not set(left) & set(reference.rounds[2].selected)
+    # Inside the third round: the second round (and its drop) is behind the checkpoint.
+    die_at = (reference.rounds[1].steps + reference.rounds[2].steps) // 2
+    checkpoints = tmp_path / "ckpt"
+    run = dict(progress=False, checkpoint_dir=str(checkpoints), checkpoint_every=10)
+    with pytest.raises(Preempted):
+        select(train, valid, features, config, step_callback=_kill_at(die_at), **run)
+    resumed = select(train, valid, features, config, **run)
+    assert [r.selected for r in resumed.rounds] == [r.selected for r in reference.rounds]
+    assert resumed.selected == reference.selected and resumed.dims == reference.dims
+    for key in ("rejected", "discarded_rounds", "round_marginal_auc", "round_marginal_se"):
+        assert resumed.cost_model[key] == reference.cost_model[key], key
+    assert resumed.provenance["steps"] == reference.provenance["steps"]

@@ -109,6 +109,8 @@ def select(
     )
     start_at_base_rate(trainer, train, features.label)
     resumed = trainer.restore() or {}
+    if budget_controller is not None:
+        budget_controller.restore_state(resumed.get("budget"))
     if resumed and progress:
         print(
             f"Resuming from checkpoint at step {trainer.step} (round {resumed['round'] + 1}).",
@@ -165,6 +167,7 @@ def _run_rounds(
                 "round_steps": 0,
                 "round_steps_done": 0,
                 "rounds": [dataclasses.asdict(r) for r in rounds],
+                "budget": budget_controller.state() if budget_controller is not None else None,
                 "stopped": stop,
             }
         )

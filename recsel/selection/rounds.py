@@ -182,6 +182,9 @@ def run_round(
             "round_steps_done": done + done_now,
             "finetune_done": tuned,
             "rounds": [dataclasses.asdict(r) for r in rounds],
+            # The budget's judgement so far (dropped features, masked gains): a resumed
+            # run needs it to judge the rounds as an uninterrupted one does.
+            "budget": budget_controller.state() if budget_controller is not None else None,
         }
 
     trainer.state_provider = run_state

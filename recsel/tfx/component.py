@@ -125,7 +125,8 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
             ``ratio`` (weight per unit cost), under a budget.
         plateau_tolerance: Under a budget, the validation AUC a round's new features
             must add.
-        plateau_patience: Under a budget, stop after this many rounds in a row add less.
+        plateau_patience: Under a budget, stop after this many rounds in a row add nothing
+            (less than plateau_tolerance AUC, or over budget).
         log_every: Record the attention trajectory every this many steps.
         nan_policy: ``raise`` (default) or ``impute`` missing numeric values.
         module_file: A Python file defining the custom selection tower's factory (see
