@@ -98,6 +98,7 @@ class _Phases:
         ("recsel.selection.trainer", "SelectionTrainer", "__init__", "build"),
         ("recsel.selection.trainer", "SelectionTrainer", "restore", "restore"),
         ("recsel.selection.trainer", "SelectionTrainer", "clear_checkpoints", "clear_checkpoints"),
+        ("recsel.selection.trainer", "SelectionTrainer", "close", "close"),
         ("recsel.selection.rounds", None, "prune_ranker", "prune"),
         ("recsel.selection.trainer", "SelectionTrainer", "train", "train"),
         ("recsel.selection.trainer", "SelectionTrainer", "save", "checkpoint"),

@@ -130,6 +130,7 @@ def select(
     trainer.clear_checkpoints()
     result = _result(trainer, features, config, rounds, curves, budget_controller, started)
     result.dropped_reasons = _explain.dropped_reasons(result, features, sample)
+    trainer.close()
     return result
 
 
