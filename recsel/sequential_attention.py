@@ -240,10 +240,13 @@ class SequentialAttention(tf.Module):
 
     def attention_weights(self) -> tf.Tensor:
         """Current gate values, with no side effects."""
+        # Read the variables out here: a custom gradient that reads variables itself must
+        # return gradients for them, and under tf.distribute the mirrored reads happen
+        # inside it (the logits' gradient then reaches the variable through this read).
         return _gate_values(
-            self.logits,
-            self.selected,
-            self.active,
+            tf.convert_to_tensor(self.logits),
+            tf.convert_to_tensor(self.selected),
+            tf.convert_to_tensor(self.active),
             self.step < self.attention_start,
             self.unselected_mass,
             self.logit_scale,
