@@ -29,7 +29,7 @@ INCONCLUSIVE_SE = 4.0
 
 class RoundValue:
     """Copy guard and masked value checks; the host sets ``trainer``, ``config``,
-    ``features``, ``marginal_auc``, ``_valid_batches``, ``_copy_scores``,
+    ``features``, ``marginal_auc``, ``_copy_scores``,
     ``skipped_copies`` and ``rejected``."""
 
     def _copy_of(self, name: str, selected: set[str]) -> str | None:
@@ -73,12 +73,8 @@ class RoundValue:
 
     def _valid_logits(self) -> tuple[np.ndarray, np.ndarray]:
         """Labels and logits of the trained (hard-masked) model on the validation rows."""
-        if self._valid_batches is None:
-            self._valid_batches = self.trainer.valid_source.dataset(
-                4096, shuffle=False, num_epochs=1
-            )
         logits, labels = [], []
-        for inputs, label in self._valid_batches:
+        for inputs, label in self.trainer.validation_batches():
             logits.append(self.trainer.model(inputs, training=False).numpy()[:, 0])
             labels.append(label.numpy())
         return np.concatenate(labels), np.concatenate(logits)

@@ -105,7 +105,6 @@ class BudgetController(LatencyTiming, RoundValue, Feasibility, BudgetState):
         # evaluation); the first round has no earlier set to compare with.
         self.marginal_auc: dict[int, float] = {}
         self.marginal_se: dict[int, float] = {}  # DeLong standard error of each gain
-        self._valid_batches = None
         self._copy_scores: dict[tuple[str, str], float | None] = {}
         self.skipped_constant: list[str] = []  # all but a sliver of rows map to OOV
         self.skipped_copies: dict[str, str] = {}  # pending feature -> the kept one it copies
