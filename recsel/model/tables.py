@@ -46,29 +46,6 @@ def _column_pieces(features: FeatureSet, stacks: list[StackedEmbedding]) -> list
     return pieces
 
 
-def l2_penalty(embedded: tf.Tensor, l2: float) -> tf.Tensor:
-    """``l2 * mean over rows of the squared row norm`` of ``[batch, width]`` embeddings.
-
-    One ``L2Loss`` op (``sum(x**2) / 2``, whose gradient is a single multiply) over all
-    rows and columns, scaled by ``2 * l2 / batch``: the same value, up to float rounding
-    of the summation order, as ``l2 * reduce_mean(reduce_sum(square(x), 1))``, whose
-    square, two reductions and their gradients put ~10 more ops into every selection
-    step. The penalty is a sum over all columns, so their order does not matter.
-
-    Args:
-        embedded: Looked-up (and pooled) rows, ``[batch, width]``.
-        l2: Penalty weight.
-
-    Returns:
-        A scalar loss.
-
-    Example:
-        >>> l2_penalty(tf.ones([4, 2]), 1e-4)  # 1e-4 * 2.0
-    """
-    rows = tf.cast(tf.shape(embedded)[0], embedded.dtype)
-    return tf.nn.l2_loss(embedded) * (2.0 * l2) / rows
-
-
 class EmbeddingTables(tf_keras.layers.Layer):
     """Owns the stacked tables (one per ``stack_key``) and checks the input dict.
 
@@ -115,7 +92,8 @@ class EmbeddingTables(tf_keras.layers.Layer):
                 taken[i] += 1
             embedded = tf.concat(parts, axis=1)
         if self.l2 > 0:
-            self.add_loss(l2_penalty(embedded, self.l2))
+            # The penalty is a sum over all columns, so the column order does not matter.
+            self.add_loss(self.l2 * tf.reduce_mean(tf.reduce_sum(tf.square(embedded), axis=1)))
         return embedded
 
     def _check_inputs(self, inputs: dict) -> None:
