@@ -3,7 +3,8 @@
 Data: ``make_synthetic`` chunks of ``chunk_rows`` rows (40 candidates, no ID traps, so
 every size has the same vocabularies and model), written once as TFRecord and Parquet
 shards, one shard per chunk, and cached (``benchmarks/_stream_data.py``); each chunk has
-its own seed, so no row repeats. Every point (format x rows) runs in a fresh subprocess,
+its own row seed, so no row repeats, and all share one concept seed, so every shard and the
+validation file are rows of one problem (the AUC and the selection mean something). Every point (format x rows) runs in a fresh subprocess,
 as a user's job would, and measures:
 
 - ``select()`` on a ``FileStream`` (one pass, k = 8, checkpoints every 500 steps and
@@ -50,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import machine, write_json
-from benchmarks._stream_data import cache_root, write_chunks
+from benchmarks._stream_data import CONCEPT_SEED, cache_root, write_chunks
 
 PRESETS = {
     "full": {"chunk_rows": 250_000, "factors": (1, 4, 16)},
@@ -374,6 +375,7 @@ def record(
             "command": command,
             "mode": mode,
             "chunk_rows": chunk_rows,
+            "concept_seed": CONCEPT_SEED,
             "candidates": len(json.loads((root / "features.json").read_text())["features"]),
             "data_write": written,
             "points": points,
