@@ -149,7 +149,7 @@ class _Phases:
         return timed
 
 
-def _plain_fit(train, features, config, steps: int) -> dict:
+def _plain_fit(train, features, config, steps: int, batch: int) -> dict:
     """A plain tf_keras fit of the same shape on the same stream: same batch, seed, steps
     and steps per compiled call as ``select()``, its stream ended at the same step; its wall
     and CPU seconds include the model build and the drop of its iterator, as ``select()``'s
@@ -169,7 +169,7 @@ def _plain_fit(train, features, config, steps: int) -> dict:
         steps_per_execution=MAX_STEPS_PER_CALL,
     )
     plain.optimizer.build(plain.trainable_variables)
-    stream = train.dataset(BATCH, seed=SEED, shuffle=True, num_epochs=None).take(steps)
+    stream = train.dataset(batch, seed=SEED, shuffle=True, num_epochs=None).take(steps)
     plain.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
     state_bytes = sum(
         int(np.prod(v.shape)) * v.dtype.size for v in [*plain.variables, *plain.optimizer.variables]
@@ -213,11 +213,13 @@ def _alternate(train, valid, features, config, runs: int, phases: _Phases) -> di
 
     mean_chunks = sum(s.embedding_dim for s in features) / config.chunk_size / len(features)
     k = config.resolve_num_features(len(features))
-    steps = fit_schedule(train.num_rows, k, len(features), mean_chunks, config).total_steps
+    schedule = fit_schedule(train.num_rows, k, len(features), mean_chunks, config)
+    # Small points lower the batch so the selections fit one pass: the plain fit follows.
+    steps, batch = schedule.total_steps, schedule.batch_size
     plains, selects, loads, first_phases, rss = [], [], [], None, None
     for _ in range(runs):
         loads.append(round(os.getloadavg()[0], 2))
-        plains.append(_plain_fit(train, features, config, steps))
+        plains.append(_plain_fit(train, features, config, steps, batch))
         if not selects:
             phases.seconds.clear()
             _reset_peak_rss()  # the first select()'s own peak, not the plain fit's
@@ -230,7 +232,7 @@ def _alternate(train, valid, features, config, runs: int, phases: _Phases) -> di
         if selects[-1]["result"].selected != selects[0]["result"].selected:
             raise RuntimeError("a repeated select() chose other features.")
     return {"plains": plains, "selects": selects, "loads": loads, "phases": first_phases,
-            "rss": rss, "steps": steps}  # fmt: skip
+            "rss": rss, "steps": steps, "batch": batch}  # fmt: skip
 
 
 def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
@@ -256,7 +258,7 @@ def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
     config = SelectionConfig(num_features=K, batch_size=BATCH, seed=SEED)
     runs = RUNS_PER_SIDE if rows <= REPEAT_MAX_ROWS else 1
     ran = _alternate(train, valid, features, config, runs, phases)
-    plains, selects, steps = ran["plains"], ran["selects"], ran["steps"]
+    plains, selects, steps, batch = ran["plains"], ran["selects"], ran["steps"], ran["batch"]
     result = selects[0]["result"]
     select_s = float(np.median([r["s"] for r in selects]))
     plain_s = float(np.median([p["s"] for p in plains]))
@@ -268,6 +270,7 @@ def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
         "format": fmt,
         "rows": rows,
         "steps": steps,
+        "batch_size": batch,
         "runs_per_side": runs,
         "order": "plain, select() alternating, plain first",
         "select_s": round(select_s, 2),  # the median over the runs
@@ -277,8 +280,8 @@ def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
         "select_inner_s": result.provenance["wall_seconds"],
         "plain_fit_s": round(plain_s, 2),
         "plain_fit_s_runs": [round(p["s"], 2) for p in plains],
-        "select_examples_per_s": round(steps * BATCH / select_s),
-        "plain_examples_per_s": round(steps * BATCH / plain_s),
+        "select_examples_per_s": round(steps * batch / select_s),
+        "plain_examples_per_s": round(steps * batch / plain_s),
         "throughput_ratio": round(plain_s / select_s, 3),
         "select_cpu_s": round(select_cpu, 2),
         "select_cpu_s_runs": [round(r["cpu_s"], 2) for r in selects],
