@@ -107,6 +107,7 @@ def select(
             strategy=strategy,
         ),
     )
+    trainer.end_stream_at(schedule.total_steps)  # before restore() reopens it at its step
     start_at_base_rate(trainer, train, features.label)
     resumed = trainer.restore() or {}
     if budget_controller is not None:
