@@ -18,6 +18,10 @@ won by memorisation (the "one-epoch phenomenon" of CTR models, Zhang et al., CIK
 An explicit ``train_steps`` or ``epochs > 1`` is the caller's informed choice and is
 honoured as given (the pass count is then reported, not adapted).
 
+Under a budget (``fit_schedule``), the first round gets ``FIRST_ROUND_EVENT_FACTOR``
+times its minimum steps where the one pass allows it at no other adaptation than a
+smaller batch: its pick is made with nothing kept, and everything later builds on it.
+
 Example:
     >>> schedule = plan_schedule(16_000, [6], mean_chunks=2.0, config=SelectionConfig())
     >>> schedule.batch_size, schedule.round_steps, schedule.passes(16_000)

@@ -5,6 +5,7 @@ Budget fractions are fixed to those of the 1fb8b67 idle-box run (budget_ms / ful
 seed) so that A/B runs judge the same budget.
 
     PYTHONPATH=. python benchmarks/results/issue14_probes/ml_budget_probe.py OUT.json 0 1 2
+    PROBE_DATASET=adult PYTHONPATH=. python benchmarks/results/issue14_probes/ml_budget_probe.py OUT.json 0
 """
 
 import json
@@ -20,18 +21,22 @@ from recsel.selection.driver import select
 from recsel.spec.config import SelectionConfig
 
 warnings.filterwarnings("ignore")
-FRACTIONS = {0: 1.6114815 / 2.5041090, 1: 1.6113340 / 2.3991260, 2: 1.3722998 / 1.9990500}
+FRACTIONS = {
+    "movielens": {0: 1.6114815 / 2.5041090, 1: 1.6113340 / 2.3991260, 2: 1.3722998 / 1.9990500},
+    "adult": {0: 1.4356170 / 2.0808650, 1: 1.4740517 / 2.2745705, 2: 1.3756143 / 1.9347240},
+}
+DATASET = os.environ.get("PROBE_DATASET", "movielens")
 
 
 def main(out, seeds):
     import subprocess
 
-    data = load_dataset("movielens", None, 16, 20)
+    data = load_dataset(DATASET, None, 16, 20)
     f, proto, res = data.features, bl.TrainProtocol(), []
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     for seed in seeds:
         cfg = SelectionConfig(
-            latency_budget_fraction=FRACTIONS[seed], seed=seed, serving_batch_size=512
+            latency_budget_fraction=FRACTIONS[DATASET][seed], seed=seed, serving_batch_size=512
         )
         t, cpu = time.time(), time.process_time()
         r = select(data.train, data.valid, f, cfg, progress=False)
