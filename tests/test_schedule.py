@@ -3,6 +3,7 @@
 import pytest
 
 from recsel.selection.schedule import (
+    FIRST_ROUND_EVENT_FACTOR,
     FLOOR_BATCH_SIZE,
     MIN_BATCH_SIZE,
     MIN_STEPS_PER_FEATURE_EVENT,
@@ -78,3 +79,21 @@ def test_tiny_tables_go_below_the_usual_smallest_batch_before_failing():
     schedule = plan_schedule(600, [2], 2.0, SelectionConfig(num_features=2, batch_size=32))
     assert FLOOR_BATCH_SIZE <= schedule.batch_size < MIN_BATCH_SIZE
     assert schedule.passes(600) <= 1.0
+
+
+def test_a_budget_first_round_gets_longer_events_where_the_rows_allow():
+    # MovieLens-sized: 64k rows, 5 one-feature budget rounds. The first pick has nothing
+    # kept to lean on, so its round gets FIRST_ROUND_EVENT_FACTOR x a later round's steps.
+    config = SelectionConfig(latency_budget_fraction=0.65)
+    schedule = fit_schedule(64_000, 5, 8, 2.0, config, shrinkable=True)
+    first, *later = schedule.round_steps
+    assert first >= FIRST_ROUND_EVENT_FACTOR * max(later) * 0.95 and first > 2 * max(later)
+    assert len(schedule.rounds) == 5 and schedule.passes(64_000) <= 1.0
+    assert schedule.finetune_steps == config.finetune_steps  # bought by the batch alone
+    # Where the long round would cost another adaptation (adversarial-sized rows), the
+    # plan is the plain one: no fewer rounds and no shorter fine-tuning for it.
+    short = fit_schedule(16_000, 6, 21, 2.0, config, shrinkable=True)
+    assert len(set(short.round_steps)) == 1 and len(short.rounds) == 6
+    # A count run has one round: nothing changes.
+    counted = fit_schedule(64_000, 4, 8, 2.0, SelectionConfig(num_features=4))
+    assert counted.round_steps == plan_schedule(64_000, [4], 2.0, SelectionConfig()).round_steps

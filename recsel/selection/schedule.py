@@ -18,6 +18,10 @@ won by memorisation (the "one-epoch phenomenon" of CTR models, Zhang et al., CIK
 An explicit ``train_steps`` or ``epochs > 1`` is the caller's informed choice and is
 honoured as given (the pass count is then reported, not adapted).
 
+Under a budget (``fit_schedule``), the first round gets ``FIRST_ROUND_EVENT_FACTOR``
+times its minimum steps where the one pass allows it at no other adaptation than a
+smaller batch: its pick is made with nothing kept, and everything later builds on it.
+
 Example:
     >>> schedule = plan_schedule(16_000, [6], mean_chunks=2.0, config=SelectionConfig())
     >>> schedule.batch_size, schedule.round_steps, schedule.passes(16_000)
@@ -48,6 +52,16 @@ FLOOR_BATCH_SIZE = 8
 MIN_FINETUNE_STEPS = 10
 # Under a budget, rounds hold one feature each until there would be more than this many.
 MAX_BUDGET_ROUNDS = 16
+# Under a budget, the first round's event gets this many times the steps of a later one,
+# where the rows allow it at no other adaptation: the first pick has no kept feature to
+# lean on and decides what the rest of the budget can hold. At the minimum, MovieLens
+# seeds 1 and 2 (rounds of 60 steps at batch ~116, ~5k rows before the first event)
+# picked zip_code and genres first (their rounds' validation AUC 0.52 and 0.58; count
+# mode's k=1 picked user_id and movie_id) and ended at test AUC 0.6868 and 0.6856; at
+# 4x they picked user_id and movie_id and ended at 0.6963 and 0.6962 (seed 0: movie_id
+# first either way, 0.6958 -> 0.6965); at 2x, 0.6944, 0.6962, 0.6972 on seeds 0-2 (seed 0
+# stopped a round earlier). benchmarks/results/issue14_probes/ml_budget_*.json.
+FIRST_ROUND_EVENT_FACTOR = 4
 
 
 class ScheduleError(ValueError):
@@ -122,6 +136,7 @@ def plan_schedule(
     event_steps: tuple[int, ...] = EVENT_STEP_OPTIONS,
     floor_batch: int = FLOOR_BATCH_SIZE,
     keep_all: bool = False,
+    first_round_factor: int = 1,
 ) -> Schedule:
     """Plans batch size, per-event count and steps so each example is seen about once.
 
@@ -134,6 +149,8 @@ def plan_schedule(
         floor_batch: Smallest batch when nothing fits at ``MIN_BATCH_SIZE``.
         keep_all: Every candidate is kept (only widths are chosen), so rounds need steps
             for their chunk events only (issue 15).
+        first_round_factor: The first round needs this many times its minimum steps
+            (``FIRST_ROUND_EVENT_FACTOR``, via ``fit_schedule`` under a budget).
 
     Returns:
         The ``Schedule``. ``notes`` lists every adaptation, for a warning.
@@ -152,7 +169,8 @@ def plan_schedule(
     def needs(per_event: int, event_steps: int = MIN_STEPS_PER_FEATURE_EVENT) -> list[int]:
         return [
             _need(0 if keep_all else p, c, w, config, per_event, event_steps)
-            for p, c, w in zip(rounds, chunks, warmups)
+            * (first_round_factor if i == 0 else 1)
+            for i, (p, c, w) in enumerate(zip(rounds, chunks, warmups))
         ]
 
     if config.train_steps is not None or config.epochs > 1:
@@ -253,13 +271,15 @@ def fit_schedule(
         >>> fit_schedule(16_000, 14, 16, 2.0, SelectionConfig(latency_budget_fraction=0.9))
     """
     first = plan_rounds(target, num_candidates, config)
-    if not config.has_budget or config.features_per_round:
-        keep_all = not config.has_budget and target == num_candidates
+    if not config.has_budget:
+        keep_all = target == num_candidates
         return plan_schedule(num_rows, first, mean_chunks, config, keep_all=keep_all)
+    if config.features_per_round:
+        return _long_first_round(num_rows, first, mean_chunks, config)
     if shrinkable:
         for fewer in range(target, 0, -1):
             try:
-                schedule = plan_schedule(
+                schedule = _long_first_round(
                     num_rows,
                     plan_rounds(fewer, num_candidates, config),
                     mean_chunks,
@@ -279,7 +299,7 @@ def fit_schedule(
     error = None
     for per_round in range(max(first), target + 1):
         try:
-            schedule = plan_schedule(
+            schedule = _long_first_round(
                 num_rows,
                 plan_rounds(target, num_candidates, config, per_round),
                 mean_chunks,
@@ -293,6 +313,38 @@ def fit_schedule(
             schedule = dataclasses.replace(schedule, notes=(note, *schedule.notes))
         return schedule
     raise error
+
+
+def _long_first_round(
+    num_rows: int, rounds: list[int], mean_chunks: float, config: SelectionConfig, **options
+) -> Schedule:
+    """``plan_schedule`` with a first round of ``FIRST_ROUND_EVENT_FACTOR`` times its
+    minimum steps, where that fits the rows at no adaptation the plain plan does not make
+    (a smaller batch aside: the rows are the same one pass); else the plain plan.
+
+    Only budget rounds ask for it: a count run has one round, whose events all share
+    its steps. The budget's first round picks its feature with nothing kept yet, and
+    at the minimum 30 steps its logits had barely separated (see the constant).
+
+    Raises:
+        ScheduleError: Even the plain plan does not fit (from ``plan_schedule``).
+    """
+    plain = plan_schedule(num_rows, rounds, mean_chunks, config, **options)
+    if len(rounds) < 2:
+        return plain
+    try:
+        long = plan_schedule(
+            num_rows, rounds, mean_chunks, config, first_round_factor=FIRST_ROUND_EVENT_FACTOR,
+            **options,
+        )  # fmt: skip
+    except ScheduleError:
+        return plain
+
+    def adaptations(schedule: Schedule) -> tuple:
+        notes = [n for n in schedule.notes if not n.startswith("the batch size is lowered")]
+        return schedule.features_per_event, schedule.finetune_steps, notes
+
+    return long if adaptations(long) == adaptations(plain) else plain
 
 
 def plan_rounds(
