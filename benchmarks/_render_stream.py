@@ -29,6 +29,32 @@ _REPEATS = (
     "the first select()'s. The CPU ratio is the same ratio of process CPU time (all threads)."
 )
 
+_ALTERNATING = (
+    "Points with several runs per side alternated the sides in one process: plain fit, "
+    "select(), plain fit, select(), ...; their times are the medians, their ratio is the "
+    "median plain time over the median select() time (the CPU ratio likewise with process "
+    "CPU time, all threads), and their peak RSS (`VmHWM`, reset before it) and phases are the "
+    "first select()'s. Both sides are whole runs on the same stream, ended at the same "
+    "planned step, with their iterator's teardown (a `gc.collect()`) inside their timers."
+)
+
+
+def _data_text(data: dict) -> str:
+    if data.get("concept_seed") is not None:
+        return (
+            f"`make_synthetic` chunks of {fmt(data['chunk_rows'])} rows, one shard per chunk, "
+            f"each with its own row seed and one concept seed ({data['concept_seed']}): fresh "
+            "rows of one problem (no row repeats; the same informative columns and effects in "
+            "every shard and in the validation file), so the validation AUC and the selection "
+            "mean something."
+        )
+    return (
+        f"`make_synthetic` chunks of {fmt(data['chunk_rows'])} rows, one shard per chunk, each "
+        "with its own seed (no row repeats; every chunk has the same columns, kinds and "
+        "vocabularies, but its own per-value effects, so the validation AUC below says nothing "
+        "about quality: this benchmark measures cost)."
+    )
+
 
 def _written(data: dict) -> str:
     written = data.get("data_write")
@@ -55,18 +81,15 @@ def stream_section(name: str, data: dict) -> str:
     lines.append(
         f"`select()` on a `FileStream` of {fmt(data['candidates'])} candidates (k = 8, one pass, "
         "checkpoints every 500 steps and evaluation included) beside a plain tf_keras `fit` of "
-        "the same shape on the same stream, each point in a fresh process. Data: "
-        f"`make_synthetic` chunks of {fmt(data['chunk_rows'])} rows, one shard per chunk, each "
-        "with its own seed (no row repeats; every chunk has the same columns, kinds and "
-        "vocabularies, but its own per-value effects, so the validation AUC below says nothing "
-        f"about quality: this benchmark measures cost). {_written(data)} Other jobs shared the "
-        "2 cores (load average per point)."
+        f"the same shape on the same stream, each point in a fresh process. Data: "
+        f"{_data_text(data)} {_written(data)} Other jobs shared the 2 cores (load average "
+        "per point)."
     )
     lines.append("")
     if any(p.get("select_phases_s") for p in data["points"]):
         lines += [_METHOD, ""]
     if any(p.get("runs_per_side", 1) > 1 for p in data["points"]):
-        lines += [_REPEATS, ""]
+        lines += [_ALTERNATING if data["points"][0].get("order") else _REPEATS, ""]
     rows = []
     for fmt_name, summary in data["summary"].items():
         for key, what, met, threshold in _TARGETS:

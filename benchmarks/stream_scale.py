@@ -3,7 +3,8 @@
 Data: ``make_synthetic`` chunks of ``chunk_rows`` rows (40 candidates, no ID traps, so
 every size has the same vocabularies and model), written once as TFRecord and Parquet
 shards, one shard per chunk, and cached (``benchmarks/_stream_data.py``); each chunk has
-its own seed, so no row repeats. Every point (format x rows) runs in a fresh subprocess,
+its own row seed, so no row repeats, and all share one concept seed, so every shard and the
+validation file are rows of one problem (the AUC and the selection mean something). Every point (format x rows) runs in a fresh subprocess,
 as a user's job would, and measures:
 
 - ``select()`` on a ``FileStream`` (one pass, k = 8, checkpoints every 500 steps and
@@ -14,12 +15,17 @@ as a user's job would, and measures:
   (``Ranker(PrunedEmbedding(all candidates))``) on the same stream for the same steps,
   with the same steps per compiled call.
 
-Load from other jobs drifts within a point, and a short point's two sides then see
-different loads. So points of at most ``REPEAT_MAX_ROWS`` rows run the two sides twice,
-in the order select, plain, plain, select (a linear drift then hits both sides alike),
-and their ratio is the plain fits' total time over the select() runs' total; the peak
-RSS and the phases are the first select()'s. Each side's process CPU time is recorded
-too (``time.process_time``, all threads), as a second, load-insensitive view.
+Load from other jobs drifts within a point, and even on an idle box one side's time
+varies by a third from run to run. So the two sides alternate, plain, select, plain,
+select, ..., ``RUNS_PER_SIDE`` times each at points of at most ``REPEAT_MAX_ROWS`` rows
+(once each above), and the ratio is the median plain time over the median select() time.
+Both are whole runs: select() with its build, checkpoints, evaluation and the drop of its
+training iterator; the plain fit with its model build, compile, trace and the drop of its
+iterator (each side ends with a ``gc.collect()`` inside its timer, so neither leaves its
+input pipeline's teardown to the other). Both read the same pipeline, ended at the same
+planned steps. Each side's process CPU time is recorded too (``time.process_time``, all
+threads), as a second, load-insensitive view; the peak RSS (``VmHWM``, reset before it) and
+the phases are the first select()'s.
 
 Targets (issue 13): peak RSS at x16 <= 1.2 x peak RSS at x1; wall-time growth exponent
 in rows <= 1.05; select() throughput >= 0.9 x the plain fit; checkpoint <= 2 x model
@@ -31,6 +37,7 @@ plus optimizer.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -44,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import machine, write_json
-from benchmarks._stream_data import cache_root, write_chunks
+from benchmarks._stream_data import CONCEPT_SEED, cache_root, write_chunks
 
 PRESETS = {
     "full": {"chunk_rows": 250_000, "factors": (1, 4, 16)},
@@ -52,8 +59,18 @@ PRESETS = {
 }
 SHAPE = {"n_informative": 8, "n_duplicates": 6, "n_noise": 26, "n_traps": 0}
 BATCH, K, SEED = 256, 8, 0
-# Points this small run each side twice (select, plain, plain, select): see the docstring.
+# Points this small run each side RUNS_PER_SIDE times, alternating: see the docstring.
 REPEAT_MAX_ROWS = 1_000_000
+RUNS_PER_SIDE = 3
+
+
+def _reset_peak_rss() -> None:
+    """Sets this process's ``VmHWM`` to its current RSS (Linux ``clear_refs`` 5), so the
+    next reading is the peak of what runs from now on."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed: the reading is then the process's peak
+        pass
 
 
 def _peak_rss_mib() -> float:
@@ -132,10 +149,11 @@ class _Phases:
         return timed
 
 
-def _plain_fit(train, features, config, steps: int) -> tuple[float, float, int]:
-    """A plain tf_keras fit of the same shape on the same stream: same batch, seed and
-    steps per compiled call as ``select()``; returns its wall and CPU seconds (model
-    building included, as ``select()``'s are) and its state bytes."""
+def _plain_fit(train, features, config, steps: int, batch: int) -> dict:
+    """A plain tf_keras fit of the same shape on the same stream: same batch, seed, steps
+    and steps per compiled call as ``select()``, its stream ended at the same step; its wall
+    and CPU seconds include the model build and the drop of its iterator, as ``select()``'s
+    do. Returns ``{"s", "cpu_s", "state_bytes"}``."""
     import tf_keras
 
     from recsel.model.layer import PrunedEmbedding
@@ -151,13 +169,18 @@ def _plain_fit(train, features, config, steps: int) -> tuple[float, float, int]:
         steps_per_execution=MAX_STEPS_PER_CALL,
     )
     plain.optimizer.build(plain.trainable_variables)
-    stream = train.dataset(BATCH, seed=SEED, shuffle=True, num_epochs=None)
+    stream = train.dataset(batch, seed=SEED, shuffle=True, num_epochs=None).take(steps)
     plain.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     state_bytes = sum(
         int(np.prod(v.shape)) * v.dtype.size for v in [*plain.variables, *plain.optimizer.variables]
     )
-    return seconds, cpu, state_bytes
+    del plain, stream
+    gc.collect()  # the fit's iterator (held by cycles in Keras' data handler) goes now
+    return {
+        "s": time.perf_counter() - started,
+        "cpu_s": time.process_time() - cpu,
+        "state_bytes": state_bytes,
+    }
 
 
 def _select_once(train, valid, features, config) -> dict:
@@ -177,13 +200,44 @@ def _select_once(train, valid, features, config) -> dict:
         checkpoint_dir=str(checkpoints),
         checkpoint_every=500,
     )
+    gc.collect()  # anything select() left to the collector is torn down on its clock
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"result": result, "s": seconds, "cpu_s": cpu, "checkpoint_bytes": watcher.stop()}
 
 
+def _alternate(train, valid, features, config, runs: int, phases: _Phases) -> dict:
+    """Plain fit, select(), plain fit, select(), ... ``runs`` times each. The plain fit
+    runs the steps select()'s schedule plans (as ``prepare_run`` plans it: no budget
+    here), so it can go first; each select() is checked to have run exactly those."""
+    from recsel.selection.schedule import fit_schedule
+
+    mean_chunks = sum(s.embedding_dim for s in features) / config.chunk_size / len(features)
+    k = config.resolve_num_features(len(features))
+    schedule = fit_schedule(train.num_rows, k, len(features), mean_chunks, config)
+    # Small points lower the batch so the selections fit one pass: the plain fit follows.
+    steps, batch = schedule.total_steps, schedule.batch_size
+    plains, selects, loads, first_phases, rss = [], [], [], None, None
+    for _ in range(runs):
+        loads.append(round(os.getloadavg()[0], 2))
+        plains.append(_plain_fit(train, features, config, steps, batch))
+        if not selects:
+            phases.seconds.clear()
+            _reset_peak_rss()  # the first select()'s own peak, not the plain fit's
+        selects.append(_select_once(train, valid, features, config))
+        if first_phases is None:
+            first_phases, rss = dict(phases.seconds), _peak_rss_mib()
+        ran = selects[-1]["result"].provenance["steps"]
+        if ran != steps:
+            raise RuntimeError(f"select() ran {ran} steps, the plain fit {steps}: not one shape.")
+        if selects[-1]["result"].selected != selects[0]["result"].selected:
+            raise RuntimeError("a repeated select() chose other features.")
+    return {"plains": plains, "selects": selects, "loads": loads, "phases": first_phases,
+            "rss": rss, "steps": steps, "batch": batch}  # fmt: skip
+
+
 def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
-    """One point, in this (fresh) process: select() then the plain fit, same stream
-    (twice each, select-plain-plain-select, for points of at most ``REPEAT_MAX_ROWS``)."""
+    """One point, in this (fresh) process: the plain fit and select() alternating on the
+    same stream (``RUNS_PER_SIDE`` times each for points of at most ``REPEAT_MAX_ROWS``)."""
     from recsel.inputs import FileStream, StreamOptions
     from recsel.spec.config import SelectionConfig
     from recsel.spec.features import FeatureSet
@@ -202,46 +256,44 @@ def run_point(root: str, fmt: str, chunks: int, chunk_rows: int) -> dict:
         features.label,
     )
     config = SelectionConfig(num_features=K, batch_size=BATCH, seed=SEED)
-    first = _select_once(train, valid, features, config)
-    rss_after_select = _peak_rss_mib()  # the first select()'s, before any plain fit
-    first_phases = dict(phases.seconds)
-    result, steps = first["result"], first["result"].provenance["steps"]
-    selects, plains = [first], [_plain_fit(train, features, config, steps)]
-    if rows <= REPEAT_MAX_ROWS:
-        plains.append(_plain_fit(train, features, config, steps))
-        selects.append(_select_once(train, valid, features, config))
-        if selects[-1]["result"].selected != result.selected:
-            raise RuntimeError(f"{fmt} x{chunks}: the repeated select() chose other features.")
-    select_s = sum(r["s"] for r in selects)
-    plain_s = sum(p[0] for p in plains)
-    runs = len(selects)
+    runs = RUNS_PER_SIDE if rows <= REPEAT_MAX_ROWS else 1
+    ran = _alternate(train, valid, features, config, runs, phases)
+    plains, selects, steps, batch = ran["plains"], ran["selects"], ran["steps"], ran["batch"]
+    result = selects[0]["result"]
+    select_s = float(np.median([r["s"] for r in selects]))
+    plain_s = float(np.median([p["s"] for p in plains]))
+    select_cpu = float(np.median([r["cpu_s"] for r in selects]))
+    plain_cpu = float(np.median([p["cpu_s"] for p in plains]))
+    state_bytes = plains[0]["state_bytes"]
+    checkpoint = selects[0]["checkpoint_bytes"]
     return {
         "format": fmt,
         "rows": rows,
         "steps": steps,
+        "batch_size": batch,
         "runs_per_side": runs,
-        "select_s": round(select_s / runs, 2),  # mean over the runs
+        "order": "plain, select() alternating, plain first",
+        "select_s": round(select_s, 2),  # the median over the runs
         "select_s_runs": [round(r["s"], 2) for r in selects],
         # select()'s own clock stops before its last step and its return (locals freed):
         # the difference to the first run's time is that tail.
         "select_inner_s": result.provenance["wall_seconds"],
-        "plain_fit_s": round(plain_s / runs, 2),
-        "plain_fit_s_runs": [round(p[0], 2) for p in plains],
-        "select_examples_per_s": round(runs * steps * BATCH / select_s),
-        "plain_examples_per_s": round(runs * steps * BATCH / plain_s),
+        "plain_fit_s": round(plain_s, 2),
+        "plain_fit_s_runs": [round(p["s"], 2) for p in plains],
+        "select_examples_per_s": round(steps * batch / select_s),
+        "plain_examples_per_s": round(steps * batch / plain_s),
         "throughput_ratio": round(plain_s / select_s, 3),
-        "select_cpu_s": round(sum(r["cpu_s"] for r in selects) / runs, 2),
-        "plain_fit_cpu_s": round(sum(p[1] for p in plains) / runs, 2),
-        "cpu_ratio": round(sum(p[1] for p in plains) / sum(r["cpu_s"] for r in selects), 3),
-        "select_phases_s": {k: round(v, 2) for k, v in first_phases.items()},
-        "peak_rss_mib_select": round(rss_after_select, 1),
-        "checkpoint_bytes": first["checkpoint_bytes"],
-        "model_and_optimizer_bytes": plains[0][2],
-        "checkpoint_ratio": (
-            round(first["checkpoint_bytes"] / plains[0][2], 3)
-            if first["checkpoint_bytes"]
-            else None
-        ),
+        "select_cpu_s": round(select_cpu, 2),
+        "select_cpu_s_runs": [round(r["cpu_s"], 2) for r in selects],
+        "plain_fit_cpu_s": round(plain_cpu, 2),
+        "plain_fit_cpu_s_runs": [round(p["cpu_s"], 2) for p in plains],
+        "cpu_ratio": round(plain_cpu / select_cpu, 3),
+        "load_average_1m_runs": ran["loads"],
+        "select_phases_s": {k: round(v, 2) for k, v in ran["phases"].items()},
+        "peak_rss_mib_select": round(ran["rss"], 1),
+        "checkpoint_bytes": checkpoint,
+        "model_and_optimizer_bytes": state_bytes,
+        "checkpoint_ratio": round(checkpoint / state_bytes, 3) if checkpoint else None,
         "selected": result.selected,
         "valid_auc": round(result.metrics["auc"], 4),
     }
@@ -326,6 +378,7 @@ def record(
             "command": command,
             "mode": mode,
             "chunk_rows": chunk_rows,
+            "concept_seed": CONCEPT_SEED,
             "candidates": len(json.loads((root / "features.json").read_text())["features"]),
             "data_write": written,
             "points": points,

@@ -154,3 +154,30 @@ def test_budget_rounds_resume_with_the_features_that_left_the_selection(
     for key in ("rejected", "discarded_rounds", "round_marginal_auc", "round_marginal_se"):
         assert resumed.cost_model[key] == reference.cost_model[key], key
     assert resumed.provenance["steps"] == reference.provenance["steps"]
+
+
+def test_no_checkpoint_is_written_after_the_last_round(prepared, tmp_path, monkeypatch):
+    """select() removes its checkpoints on the way out, so the last round ends without a
+    save; the rounds before it still end with one (a resume restarts the next round)."""
+    from recsel.selection.trainer import SelectionTrainer
+
+    saved: list[dict] = []
+    save = SelectionTrainer.save
+
+    def recording_save(self, state):
+        saved.append(dict(state))
+        return save(self, state)
+
+    monkeypatch.setattr(SelectionTrainer, "save", recording_save)
+    train, valid, features = prepared
+    config = SelectionConfig(
+        num_features=4, batch_size=64, seed=7, memory_budget_bytes=1e9, features_per_round=2
+    )
+    result = select(
+        train, valid, features, config, progress=False,
+        checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=10_000,
+    )  # fmt: skip
+    rounds = len(result.rounds)
+    assert rounds >= 2
+    round_ends = [s["round"] for s in saved if s.get("round_steps_done") == 0 and "stopped" in s]
+    assert round_ends == list(range(1, rounds)), saved

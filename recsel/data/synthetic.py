@@ -247,6 +247,7 @@ def make_synthetic(
     noisy_duplicate_rate: float = 0.1,
     signal_strength: float = 1.0,
     seed: int = 0,
+    concept_seed: int | None = None,
 ) -> SyntheticData:
     """Draws a labelled table whose informative, duplicate and noise columns are known.
 
@@ -275,6 +276,12 @@ def make_synthetic(
         signal_strength: Multiplies every informative effect (0 gives a label that is
             independent of all columns).
         seed: Seed of the numpy Generator; the output is a function of the arguments.
+        concept_seed: Seed of the *concept* alone: the column names and roles, the
+            kinds, every effect, and the value names and numeric maps. With it, ``seed``
+            draws only the rows (values, noisy copies, traps and labels), so chunks with
+            one ``concept_seed`` and their own ``seed`` are fresh rows of one problem, as
+            shards of one data set are. None (the default) draws both from ``seed``, as
+            before (the outputs for a given ``seed`` are unchanged).
 
     Returns:
         The table and the roles of its columns.
@@ -285,6 +292,9 @@ def make_synthetic(
     Example:
         >>> data = make_synthetic(n_rows=2_000, n_informative=4, n_noise=6, seed=3)
         >>> data.groups()  # {'f03': ['f03', 'f09'], ...}
+        >>> shards = [make_synthetic(n_rows=1_000, seed=s, concept_seed=7) for s in (1, 2)]
+        >>> shards[0].informative == shards[1].informative  # one concept, new rows
+        True
     """
     _check_args(
         n_rows,
@@ -298,9 +308,13 @@ def make_synthetic(
         signal_strength,
     )
     rng = np.random.default_rng(seed)
+    # Without a concept seed one generator draws everything, in the order it always did
+    # (so existing seeds keep their data); with one, the concept's draws never depend
+    # on n_rows or on the row seed (each is a fixed number of draws per column).
+    concept = rng if concept_seed is None else np.random.default_rng(concept_seed)
     n_cols = n_informative + n_duplicates + n_noise
     width = max(2, len(str(n_cols - 1)))
-    names = [f"f{i:0{width}d}" for i in rng.permutation(n_cols)]
+    names = [f"f{i:0{width}d}" for i in concept.permutation(n_cols)]
     inf_names = names[:n_informative]
     dup_names = names[n_informative : n_informative + n_duplicates]
     noise_names = names[n_informative + n_duplicates :]
@@ -312,8 +326,8 @@ def make_synthetic(
     inf_cols: list[_Column] = []
     for name, kind in zip(inf_names, _kind_mix(n_informative), strict=True):
         col = _draw(kind, n_rows, rng, vocab_size, max_valency)
-        logit += _effect(col, rng, vocab_size)
-        values[name] = _render(col, name, rng, vocab_size)
+        logit += _effect(col, concept, vocab_size)
+        values[name] = _render(col, name, concept, vocab_size)
         kinds[name] = kind
         inf_cols.append(col)
 
@@ -326,7 +340,7 @@ def make_synthetic(
             exact.append(name)
         else:
             col = _noisy_copy(source, noisy_duplicate_rate, rng, vocab_size, max_valency)
-        values[name] = _render(col, name, rng, vocab_size)
+        values[name] = _render(col, name, concept, vocab_size)
         kinds[name] = source.kind
         duplicates[name] = inf_names[i % n_informative]
 
@@ -336,7 +350,7 @@ def make_synthetic(
         kinds[name] = "categorical"
     for name, kind in zip(noise_names[n_traps:], _kind_mix(n_noise - n_traps), strict=True):
         col = _draw(kind, n_rows, rng, vocab_size, max_valency)
-        values[name] = _render(col, name, rng, vocab_size)
+        values[name] = _render(col, name, concept, vocab_size)
         kinds[name] = kind
 
     logit *= signal_strength * _EFFECT_SCALE

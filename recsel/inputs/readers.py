@@ -56,6 +56,13 @@ class StreamOptions:
         worker_index: This worker's index in ``[0, num_workers)``.
         cycle_length: Shards read at once by the interleave.
         list_separator: Separator of list cells in CSV text (``"a|b|c"``).
+        autotune: Run tf.data's autotuning thread. Off by default: dropping an
+            iterator joins that thread, which can first sleep out its optimisation
+            period (it doubles up to 60 s), and ``select()`` then waited 9-33 s to drop
+            its training stream (issue 13, ``benchmarks/results/cost_probes/
+            close_wait.md``). Without it the parallel parse and interleave run one call
+            per core (at most ``cycle_length`` files), as the tuner chose on small
+            machines, and the prefetch buffer still grows when it runs dry.
     """
 
     batch_size: int
@@ -67,6 +74,7 @@ class StreamOptions:
     worker_index: int = 0
     cycle_length: int = 4
     list_separator: str = "|"
+    autotune: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -204,6 +212,7 @@ class FileStream:
         # runs without tf.data's rewrites): the fused form draws a different order, and the
         # same rows, seed and buffer must give the same batches either way.
         options.experimental_optimization.shuffle_and_repeat_fusion = False
+        options.autotune.enabled = opts.autotune  # see StreamOptions.autotune
         if opts.num_workers > 1:  # already sharded by file: tf.distribute must not re-shard
             options.experimental_distribute.auto_shard_policy = (
                 tf.data.experimental.AutoShardPolicy.OFF

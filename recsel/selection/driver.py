@@ -107,6 +107,7 @@ def select(
             strategy=strategy,
         ),
     )
+    trainer.end_stream_at(schedule.total_steps)  # before restore() reopens it at its step
     start_at_base_rate(trainer, train, features.label)
     resumed = trainer.restore() or {}
     if budget_controller is not None:
@@ -162,6 +163,13 @@ def _run_rounds(
             break
         rounds.append(record)
         stop = budget_controller is not None and budget_controller.should_stop(rounds)
+        # Through logging, so the TFX executor and Beam jobs (progress=False) log it too.
+        _LOG.info(_round_line(record, len(trainer.features)))
+        if stop or index == len(schedule.rounds) - 1:
+            # No round follows and select() removes the checkpoints on its way out, so a
+            # save here (~0.15 s) would only serve a kill in the run's last tenths of a
+            # second, and the round's last checkpoint resumes that to the same result.
+            break
         trainer.save(
             {
                 "round": index + 1,
@@ -169,13 +177,9 @@ def _run_rounds(
                 "round_steps_done": 0,
                 "rounds": [dataclasses.asdict(r) for r in rounds],
                 "budget": budget_controller.state() if budget_controller is not None else None,
-                "stopped": stop,
+                "stopped": False,
             }
         )
-        # Through logging, so the TFX executor and Beam jobs (progress=False) log it too.
-        _LOG.info(_round_line(record, len(trainer.features)))
-        if stop:
-            break
     return rounds, curves
 
 

@@ -142,8 +142,10 @@ class SelectionTrainer:
                 loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
                 steps_per_execution=self._max_steps_per_call,
             )
-        self._iterator = self._open_stream(skip_batches=0)
+        # The training stream ends at the run's last planned step (``end_stream_at``): the
+        # pipeline then reads nothing past the plan and has drained when the run ends.
         self.total_steps = config.planned_steps(self.train_source.num_rows)
+        self._iterator = self._open_stream(skip_batches=0)
         self.trajectory: dict = {"steps": [], "weights": {n: [] for n in features.names}}
         self._trajectory_stride = 1
         self.selection_weights: dict[str, float] = {}
@@ -211,6 +213,26 @@ class SelectionTrainer:
         head = self._valid_head
         return head if len(head) <= rows else head.iloc[:rows].copy()
 
+    def end_stream_at(self, total_steps: int) -> None:
+        """Ends the training stream after ``total_steps`` steps of the run (the schedule's).
+
+        A stream that repeats forever has, when the run stops, a prefetch, a parallel
+        interleave and a shuffle buffer at work on the next pass, and dropping its
+        iterator then waits for them (``close``); a stream that ends at the last planned
+        step reads no row past the plan. A run may stop sooner (a budget); it never
+        trains longer.
+
+        Args:
+            total_steps: Steps of the whole run, counted from step 0.
+
+        Example:
+            >>> trainer.end_stream_at(schedule.total_steps)
+        """
+        total_steps = int(total_steps)
+        if total_steps != self.total_steps:
+            self.total_steps = total_steps
+            self._iterator = self._open_stream(skip_batches=self.step)
+
     def _open_stream(self, skip_batches: int):
         dataset = self.train_source.dataset(
             self.config.batch_size,
@@ -218,7 +240,7 @@ class SelectionTrainer:
             shuffle=True,
             num_epochs=None,
             skip_batches=skip_batches,
-        )
+        ).take(max(0, self.total_steps - skip_batches))
         if self._distributed:
             # Each global batch is split across the replicas; the step count (and so the
             # selection schedule) is the same on every worker.
@@ -298,6 +320,12 @@ class SelectionTrainer:
         loss = float("nan")
         bar = Progress(num_steps, description, unit="step", enabled=self.progress)
         done, step = 0, self.step
+        if step + num_steps > self.total_steps:
+            raise ValueError(
+                f"SelectionTrainer.train(): {num_steps} steps from step {step} run past the "
+                f"training stream's end at step {self.total_steps}; call "
+                "end_stream_at(total) with the run's planned steps first."
+            )
         while done < num_steps:
             length = self._chunk_length(step, num_steps - done, events)
             at_event = (step + 1) in events

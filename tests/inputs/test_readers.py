@@ -290,3 +290,16 @@ def test_first_labels_are_the_sample_frames_labels_without_the_frame(shards, pat
     unlabelled = FileStream(f"{shards}/{pattern}", FEATURES, StreamOptions(64))
     with pytest.raises(ValueError, match="no label"):
         first_labels(unlabelled, 10)
+
+
+def test_autotune_is_off_by_default_and_the_order_does_not_depend_on_it(shards):
+    # Dropping an iterator joins tf.data's autotuning thread, which may first sleep out
+    # its optimisation period (select() waited 9-33 s to drop its training stream).
+    pattern = f"{shards}/train-*.tfrecord.gz"
+    plain = FileStream(pattern, FEATURES, StreamOptions(50, shuffle_buffer=128, seed=3))
+    tuned = FileStream(
+        pattern, FEATURES, StreamOptions(50, shuffle_buffer=128, seed=3, autotune=True)
+    )
+    assert plain.dataset().options().autotune.enabled is False
+    assert tuned.dataset().options().autotune.enabled is True
+    np.testing.assert_array_equal(_prices(plain), _prices(tuned))

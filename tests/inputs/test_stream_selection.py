@@ -123,3 +123,36 @@ def test_serving_and_explain_samples_share_one_read_of_the_validation_head(tmp_p
     pd.testing.assert_frame_equal(sample, read(VALID_HEAD_ROWS))
     everything = trainer.valid_head(10_000)  # more than was read: read again, all of it
     assert reads == [VALID_HEAD_ROWS, 10_000] and len(everything) == len(valid)
+
+
+def test_the_training_stream_ends_at_the_runs_last_planned_step(tmp_path, monkeypatch):
+    # A stream that repeats forever is, when select() stops, busy on the next pass (a
+    # prefetch, the interleave and a shuffle refill), and dropping it waits for them.
+    train, valid, features, label = _prepared(4000)
+    stream = FileStream(
+        _write(str(tmp_path / "train.tfrecord"), train, features, label),
+        features,
+        StreamOptions(64, shuffle_buffer=500, seed=1),
+        label,
+        num_rows=len(train),
+    )
+    seen = {}
+    close = SelectionTrainer.close
+
+    def checked_close(self):
+        seen["step"], seen["end"] = self.step, self.total_steps
+        seen["more"] = bool(self._iterator.get_next_as_optional().has_value())
+        close(self)
+
+    monkeypatch.setattr(SelectionTrainer, "close", checked_close)
+    config = SelectionConfig(num_features=2, batch_size=64, seed=1)
+    select(stream, valid, features, config, progress=False)
+    assert seen["step"] == seen["end"] > 0  # the run trained every planned step...
+    assert not seen["more"]  # ...and the stream held no batch past them
+
+    trainer = SelectionTrainer(features, stream, valid, label, config, progress=False)
+    trainer.end_stream_at(3)
+    with pytest.raises(ValueError, match="past the training stream's end at step 3"):
+        trainer.train(4)
+    trainer.train(3)
+    assert not trainer._iterator.get_next_as_optional().has_value()
