@@ -149,8 +149,10 @@ def gated_point(path: str, label: str, k: int, seed: int = 0) -> dict:
         record["trainer_built_since_start"] = _since_start()
         record["candidates"] = len(self.features)
         record["rows"] = self.train_source.num_rows + (self.valid_source.num_rows or 0)
+        # The trainer opens its stream on the first train(); this one only traces (an
+        # iterator of the same element spec, so the run reuses the trace).
         self._train_fn = _timed_train_fn(
-            self._train_fn, self._iterator, record, multi_step=not self._distributed
+            self._train_fn, self._open_stream(0), record, multi_step=not self._distributed
         )
 
     training.SelectionTrainer.__init__ = patched

@@ -23,14 +23,18 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 import tf_keras
-from sklearn.metrics import log_loss, roc_auc_score
 
-from recsel.inputs.frame_dataset import FrameBatches
-from recsel.inputs.source import BatchSource, FrameSource, as_source
+from recsel.inputs.source import BatchSource, as_source
 from recsel.model.layer import SequentialAttentionEmbedding
 from recsel.model.ranker import Ranker
 from recsel.progress import Progress
 from recsel.selection._trajectory import TrajectoryBuffer
+from recsel.selection._validation import (  # noqa: F401  (re-exported: the run's constants)
+    SERVING_SAMPLE_ROWS,
+    VALID_HEAD_ROWS,
+    ValidationRows,
+    explained,
+)
 from recsel.selection.train_loop import MAX_STEPS_PER_CALL, multi_step_train_function
 from recsel.spec.config import SelectionConfig
 from recsel.spec.features import FeatureSet
@@ -38,14 +42,6 @@ from recsel.spec.features import FeatureSet
 # Attention trajectories keep at most this many points; past it every other point is
 # dropped and the recording interval doubles, so memory and checkpoints stay flat.
 MAX_TRAJECTORY_POINTS = 512
-# Rows kept in memory as serving-latency inputs (calibration and budget rounds).
-SERVING_SAMPLE_ROWS = 2048
-# The validation stream's head is read this many rows at once: the serving sample and
-# the explain sample (``recsel.selection.explain.SAMPLE_ROWS``) are both its first rows,
-# so one read serves both (each read builds a pipeline and Python cells: ~0.4-0.8 s).
-VALID_HEAD_ROWS = 5000
-# Rows per validation batch when evaluating.
-EVAL_BATCH_ROWS = 4096
 
 
 def config_hash(config: SelectionConfig, features: FeatureSet) -> str:
@@ -54,12 +50,6 @@ def config_hash(config: SelectionConfig, features: FeatureSet) -> str:
         {"config": config.to_dict(), "features": features.to_dict()}, sort_keys=True
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _explained(source: BatchSource, error: Exception) -> Exception:
-    """A stream's own account of an input error (which shard, which feature), if it has one."""
-    explain = getattr(source, "explain_error", None)
-    return explain(error) if explain is not None else error
 
 
 class SelectionTrainer:
@@ -117,10 +107,9 @@ class SelectionTrainer:
         self.features, self.label, self.config = features, label, config
         self.train_source = as_source(train, features, label, "train")
         self.valid_source = as_source(valid, features, label, "valid")
-        self._serving_sample = None  # read on first use: only budgets need it
-        self._valid_head: pd.DataFrame | None = None  # the validation head read so far
-        self._valid_head_rows = 0  # how many rows that read asked for
-        self._valid_batches = None  # built on first evaluation, then re-iterated
+        self.validation = ValidationRows(
+            self.valid_source, features, label, config.serving_batch_size
+        )
         self.progress = progress
         with self.strategy.scope():  # variables (and so the selection state) per replica
             self.layer = SequentialAttentionEmbedding(
@@ -145,7 +134,9 @@ class SelectionTrainer:
         # The training stream ends at the run's last planned step (``end_stream_at``): the
         # pipeline then reads nothing past the plan and has drained when the run ends.
         self.total_steps = config.planned_steps(self.train_source.num_rows)
-        self._iterator = self._open_stream(skip_batches=0)
+        # Opened by the first train() at the step reached then, so that setting the end
+        # (end_stream_at) and restoring a checkpoint build no pipeline that is dropped.
+        self._iterator = None
         self.trajectory: dict = {"steps": [], "weights": {n: [] for n in features.names}}
         self._trajectory_stride = 1
         self.selection_weights: dict[str, float] = {}
@@ -183,35 +174,17 @@ class SelectionTrainer:
 
     @property
     def serving_sample(self) -> pd.DataFrame:
-        """A few thousand validation rows as serving-latency inputs (read once, when asked)."""
-        if self._serving_sample is None:
-            rows = max(SERVING_SAMPLE_ROWS, self.config.serving_batch_size)
-            self._serving_sample = self.valid_head(rows)
-        return self._serving_sample
+        """Validation rows as serving-latency inputs (``ValidationRows.serving_sample``)."""
+        return self.validation.serving_sample
 
     def valid_head(self, rows: int) -> pd.DataFrame:
-        """The validation source's first ``rows`` rows (unshuffled), read once for all users.
-
-        The first read takes at least ``VALID_HEAD_ROWS`` rows, so the serving sample and
-        the explain sample share it; the rows are those of
-        ``valid_source.sample_frame(rows)`` (a stream's first rows do not depend on how
-        many are read).
-
-        Args:
-            rows: How many rows (fewer if the source holds fewer).
-
-        Returns:
-            A frame of at most ``rows`` rows; the cached read itself when it holds no more.
+        """The validation head, read once for all users (``ValidationRows.head``).
 
         Example:
             >>> serving = trainer.valid_head(2048)  # reads 5000 rows
             >>> sample = trainer.valid_head(5000)  # no second read
         """
-        if self._valid_head is None or rows > self._valid_head_rows:
-            self._valid_head_rows = max(int(rows), VALID_HEAD_ROWS)
-            self._valid_head = self.valid_source.sample_frame(self._valid_head_rows)
-        head = self._valid_head
-        return head if len(head) <= rows else head.iloc[:rows].copy()
+        return self.validation.head(rows)
 
     def end_stream_at(self, total_steps: int) -> None:
         """Ends the training stream after ``total_steps`` steps of the run (the schedule's).
@@ -231,7 +204,7 @@ class SelectionTrainer:
         total_steps = int(total_steps)
         if total_steps != self.total_steps:
             self.total_steps = total_steps
-            self._iterator = self._open_stream(skip_batches=self.step)
+            self._iterator = None  # reopened, ending there, by the next train()
 
     def _open_stream(self, skip_batches: int):
         dataset = self.train_source.dataset(
@@ -264,7 +237,7 @@ class SelectionTrainer:
         self.trajectory = state["trajectory"]
         self._trajectory_stride = state.get("trajectory_stride", 1)
         self.selection_weights = state["selection_weights"]
-        self._iterator = self._open_stream(skip_batches=self.step)
+        self._iterator = None  # the next train() opens the stream at the restored step
         return state
 
     def save(self, state: dict) -> None:
@@ -326,6 +299,8 @@ class SelectionTrainer:
                 f"training stream's end at step {self.total_steps}; call "
                 "end_stream_at(total) with the run's planned steps first."
             )
+        if self._iterator is None:
+            self._iterator = self._open_stream(skip_batches=step)
         while done < num_steps:
             length = self._chunk_length(step, num_steps - done, events)
             at_event = (step + 1) in events
@@ -340,7 +315,7 @@ class SelectionTrainer:
                     else self._train_fn(self._iterator, tf.constant(length, tf.int32))
                 )
             except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
-                raise _explained(self.train_source, err) from err
+                raise explained(self.train_source, err) from err
             done, step = done + length, step + length
             loss = float(logs["loss"])
             if before is not None:
@@ -423,39 +398,13 @@ class SelectionTrainer:
             self._writer.flush()
 
     def validation_batches(self) -> Iterable[tuple[dict, tf.Tensor]]:
-        """The validation rows in order, as ``(inputs, label)`` batches of ``EVAL_BATCH_ROWS``,
-        built on first use and re-iterated: a stream's pipeline, or a frame's ``FrameBatches``
-        (the same batches, sliced from one conversion; a pipeline per run cost 0.1-0.2 s).
+        """The validation batches, built once and re-iterated (``ValidationRows.batches``).
 
         Example:
             >>> rows = sum(int(label.shape[0]) for _, label in trainer.validation_batches())
         """
-        if self._valid_batches is None:
-            source = self.valid_source
-            self._valid_batches = (
-                FrameBatches(source.frame, self.features, self.label, EVAL_BATCH_ROWS)
-                if isinstance(source, FrameSource)
-                else source.dataset(EVAL_BATCH_ROWS, shuffle=False, num_epochs=1)
-            )
-        return self._valid_batches
+        return self.validation.batches()
 
     def evaluate(self, model: tf_keras.Model, features: FeatureSet) -> dict[str, float]:
         """Validation AUC and log loss of ``model`` (which reads ``features``), streamed."""
-        logits, labels = [], []
-        try:
-            for inputs, label in self.validation_batches():
-                kept = {name: inputs[name] for name in features.names}
-                logits.append(model(kept, training=False).numpy()[:, 0])
-                labels.append(label.numpy())
-        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
-            raise _explained(self.valid_source, err) from err
-        logits, labels = np.concatenate(logits), np.concatenate(labels)
-        probability = 1.0 / (1.0 + np.exp(-logits))
-        if len(np.unique(labels)) < 2:
-            raise ValueError(
-                "The validation split has a single label class; AUC is undefined. Use more rows."
-            )
-        return {
-            "auc": float(roc_auc_score(labels, probability)),
-            "log_loss": float(log_loss(labels, np.clip(probability, 1e-7, 1 - 1e-7))),
-        }
+        return self.validation.evaluate(model, features)
