@@ -73,11 +73,7 @@ class RoundValue:
 
     def _valid_logits(self) -> tuple[np.ndarray, np.ndarray]:
         """Labels and logits of the trained (hard-masked) model on the validation rows."""
-        logits, labels = [], []
-        for inputs, label in self.trainer.validation_batches():
-            logits.append(self.trainer.model(inputs, training=False).numpy()[:, 0])
-            labels.append(label.numpy())
-        return np.concatenate(labels), np.concatenate(logits)
+        return self.trainer.validation.logits(self.trainer.model)
 
     def _masked_gains(self, names: list[str]) -> dict[str, tuple[float, float]]:
         """Validation AUC each of ``names`` adds on the trained model, with its error.

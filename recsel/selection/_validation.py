@@ -100,17 +100,31 @@ class ValidationRows:
             )
         return self._batches
 
-    def evaluate(self, model: tf_keras.Model, features: FeatureSet) -> dict[str, float]:
-        """Validation AUC and log loss of ``model`` (which reads ``features``), streamed."""
+    def logits(
+        self, model: tf_keras.Model, names: list[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and logits of ``model`` on every validation row, streamed.
+
+        Args:
+            model: A model of one logit per row.
+            names: The inputs ``model`` reads (default: every candidate's).
+
+        Returns:
+            ``(labels, logits)``, in row order.
+        """
         logits, labels = [], []
         try:
             for inputs, label in self.batches():
-                kept = {name: inputs[name] for name in features.names}
+                kept = inputs if names is None else {name: inputs[name] for name in names}
                 logits.append(model(kept, training=False).numpy()[:, 0])
                 labels.append(label.numpy())
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
             raise explained(self.source, err) from err
-        logits, labels = np.concatenate(logits), np.concatenate(labels)
+        return np.concatenate(labels), np.concatenate(logits)
+
+    def evaluate(self, model: tf_keras.Model, features: FeatureSet) -> dict[str, float]:
+        """Validation AUC and log loss of ``model`` (which reads ``features``), streamed."""
+        labels, logits = self.logits(model, features.names)
         probability = 1.0 / (1.0 + np.exp(-logits))
         if len(np.unique(labels)) < 2:
             raise ValueError(

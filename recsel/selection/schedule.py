@@ -80,6 +80,8 @@ class Schedule:
         finetune_steps: Hard-mask steps at the end of each round.
         features_per_event: Features selected per selection event.
         notes: Human-readable adaptations made to fit the data (empty if none).
+        event_steps: Minimum steps planned per feature event (fewer than
+            ``MIN_STEPS_PER_FEATURE_EVENT`` only where the rows are short).
     """
 
     batch_size: int
@@ -89,6 +91,7 @@ class Schedule:
     finetune_steps: int
     features_per_event: int = 1
     notes: tuple[str, ...] = ()
+    event_steps: int = MIN_STEPS_PER_FEATURE_EVENT
 
     @property
     def total_steps(self) -> int:
@@ -236,6 +239,7 @@ def plan_schedule(
         finetune,
         per_event,
         tuple(notes),
+        steps_each,
     )
 
 
@@ -340,9 +344,8 @@ def _long_first_round(
     except ScheduleError:
         return plain
 
-    def adaptations(schedule: Schedule) -> tuple:
-        notes = [n for n in schedule.notes if not n.startswith("the batch size is lowered")]
-        return schedule.features_per_event, schedule.finetune_steps, notes
+    def adaptations(schedule: Schedule) -> tuple:  # all but the batch size
+        return schedule.features_per_event, schedule.finetune_steps, schedule.event_steps
 
     return long if adaptations(long) == adaptations(plain) else plain
 

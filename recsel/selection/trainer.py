@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -396,14 +396,6 @@ class SelectionTrainer:
                 for name, value in zip(self.features.names, weights):
                     tf.summary.scalar(f"attention/{name}", float(value))
             self._writer.flush()
-
-    def validation_batches(self) -> Iterable[tuple[dict, tf.Tensor]]:
-        """The validation batches, built once and re-iterated (``ValidationRows.batches``).
-
-        Example:
-            >>> rows = sum(int(label.shape[0]) for _, label in trainer.validation_batches())
-        """
-        return self.validation.batches()
 
     def evaluate(self, model: tf_keras.Model, features: FeatureSet) -> dict[str, float]:
         """Validation AUC and log loss of ``model`` (which reads ``features``), streamed."""

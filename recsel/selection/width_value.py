@@ -96,19 +96,12 @@ def _log_loss_rows(model, embedded: np.ndarray, labels: np.ndarray) -> np.ndarra
 
 def _embedded(model, sample, rows: int = 8192) -> np.ndarray:
     """The layer's output on ``sample`` as the pruned model sees it: selected chunks only."""
-    from recsel.inputs.frame_dataset import to_numpy_inputs
+    from recsel.inputs.frame_dataset import numpy_blocks
 
     layer = model.embedding
-    # Blocks of rows straight from numpy, not a tf.data pipeline: on 5000 rows of a
-    # two-table model the pipeline took 0.14-0.18 s a call, this 0.02-0.03 s (load 8.7).
     with layer.hard_gates():
         return np.concatenate(
-            [
-                layer(
-                    to_numpy_inputs(sample.iloc[i : i + rows], layer.features), training=False
-                ).numpy()
-                for i in range(0, len(sample), rows)
-            ]
+            [layer(b, training=False).numpy() for b in numpy_blocks(sample, layer.features, rows)]
         )
 
 
