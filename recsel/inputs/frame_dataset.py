@@ -246,4 +246,8 @@ def row_batches(
     # pipeline reads the tensors in place at the same speed.
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
+    # As for file streams (``recsel.inputs.StreamOptions.autotune``): dropping an iterator
+    # joins tf.data's autotuning thread, which may first sleep out its period; nothing here
+    # runs in parallel for it to tune, and the batches are the same without it.
+    options.autotune.enabled = False
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
