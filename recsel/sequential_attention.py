@@ -355,7 +355,8 @@ def _gate_values(
     values, weights = tf.cond(warm, warming, attending)
 
     def gradient(upstream: tf.Tensor):
-        v = upstream * unselected_mass
+        # The upstream may be IndexedSlices (the layer gathers the gates); densify it.
+        v = tf.convert_to_tensor(upstream) * unselected_mass
         logit_gradient = logit_scale * (weights * (v - tf.reduce_sum(weights * v)))
         return logit_gradient, None, None, None, None, None
 
