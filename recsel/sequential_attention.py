@@ -340,23 +340,13 @@ def _gate_values(
     its trace, for the same values up to float rounding (the shift's exact-zero part
     included).
     """
-
-    def attending() -> tuple[tf.Tensor, tf.Tensor]:
-        pending = active * (1.0 - selected)
-        weights = _masked_softmax(logits * logit_scale, pending)
-        return selected + unselected_mass * weights + (1.0 - active), weights
-
-    def warming() -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.ones_like(logits), tf.zeros_like(logits)
-
-    # A branch, not a ``where``: the chunk module is warm for the whole feature phase
-    # (most of a round) and the feature module during warm-up, so most steps skip the
-    # softmax. Zero weights while warm make the gradient below exactly 0, as before.
-    values, weights = tf.cond(warm, warming, attending)
+    pending = active * (1.0 - selected)
+    weights = _masked_softmax(logits * logit_scale, pending)
+    gated = selected + unselected_mass * weights + (1.0 - active)
+    values = tf.where(warm, tf.ones_like(gated), gated)
 
     def gradient(upstream: tf.Tensor):
-        # The upstream may be IndexedSlices (the layer gathers the gates); densify it.
-        v = tf.convert_to_tensor(upstream) * unselected_mass
+        v = tf.where(warm, tf.zeros_like(upstream), upstream) * unselected_mass
         logit_gradient = logit_scale * (weights * (v - tf.reduce_sum(weights * v)))
         return logit_gradient, None, None, None, None, None
 
