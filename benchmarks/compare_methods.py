@@ -6,6 +6,10 @@ from scratch on the chosen set with one protocol (``baselines.TrainProtocol``) a
 seed of the run, and scored on held-out test rows. Selection cost is each method's wall
 time divided by one plain training run of the all-features model, measured in the same
 process for the same seed (after a warm-up that absorbs one-off graph-conversion costs).
+recsel's seconds and the plain unit are each the median of ``cost_repeats`` timings,
+interleaved (plain, recsel, plain, recsel, ...), because one timing of a 1-3 s run on a
+2-core box moves by 20-40% between repeats; every repeat of a selection must choose the
+same features.
 
     python -m benchmarks.compare_methods [--quick] [--seeds 3] [--datasets synthetic adult movielens]
 """
@@ -52,6 +56,8 @@ class CompareSettings:
         serving_batch_size: Batch size of the latency measurements.
         warmup: Train and select once on a tiny slice first, so no method pays the
             process's one-off graph-conversion cost.
+        cost_repeats: Timings, interleaved, behind the median seconds of the plain unit
+            and of each recsel selection (the other methods are timed once).
 
     Example:
         >>> CompareSettings(seeds=(0,), methods=("all", "random", "recsel"))
@@ -68,6 +74,7 @@ class CompareSettings:
     budget_fraction: float = 0.5
     serving_batch_size: int = 512
     warmup: bool = True
+    cost_repeats: int = 3
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.methods) - set(METHODS))
@@ -81,6 +88,8 @@ class CompareSettings:
             raise ValueError("recsel_ensemble combines the recsel runs: add 'recsel' to methods.")
         if not self.seeds:
             raise ValueError("Give at least one seed.")
+        if self.cost_repeats < 1:
+            raise ValueError(f"cost_repeats must be at least 1, got {self.cost_repeats}.")
 
 
 def ks_for(num_candidates: int, fractions) -> list[int]:
@@ -165,6 +174,33 @@ def _row(method, k, seed, selected, seconds, reference, downstream, data) -> dic
     return row
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _timed_selection(data: BenchData, s: CompareSettings, seed: int, k: int):
+    """recsel at ``k``, timed ``s.cost_repeats`` times, each after one more plain run.
+
+    Returns:
+        ``(result, median seconds, the extra plain runs' seconds)``; raises if a repeat
+        chose other features (the selection must not depend on timing).
+    """
+    results, seconds, unit = [], [], []
+    for repeat in range(s.cost_repeats):
+        if repeat:
+            unit.append(bl.train_ranker(data.train, data.features, s.protocol, seed)[1])
+        started = time.perf_counter()
+        results.append(select(data.train, data.valid, data.features,
+                              SelectionConfig(num_features=k, seed=seed), progress=False))  # fmt: skip
+        seconds.append(time.perf_counter() - started)
+    chosen = {tuple(r.selected) for r in results}
+    if len(chosen) > 1:
+        raise RuntimeError(f"recsel k={k} seed {seed} chose differently between repeats: {chosen}")
+    return results[0], _median(seconds), unit
+
+
 def _rankings(data, settings, seed, reference_model, reference_seconds, ks) -> dict:
     out, s = {}, settings
     if "random" in s.methods:
@@ -213,6 +249,7 @@ def compare_dataset(
     downstream = _Downstream(data, s.protocol)
     warmup_seconds = warm_up(data, s.protocol) if s.warmup else 0.0
     runs, references, recsel_results, budgets = [], {}, {k: [] for k in ks}, []
+    repeat_units: dict[int, list[float]] = {}
     for seed in s.seeds:
         model, reference = bl.train_ranker(data.train, features, s.protocol, seed)
         references[seed] = reference
@@ -231,13 +268,12 @@ def compare_dataset(
             log(f"[{data.name} seed {seed}] {method}: {runs[-1]['cost_ratio']:.2f}x")
         if "recsel" in s.methods:
             for k in ks:
-                started = time.perf_counter()
-                result = select(data.train, data.valid, features,
-                                SelectionConfig(num_features=k, seed=seed), progress=False)  # fmt: skip
-                seconds = time.perf_counter() - started
+                result, seconds, unit = _timed_selection(data, s, seed, k)
+                repeat_units.setdefault(seed, []).extend(unit)
                 recsel_results[k].append((result, seconds))
-                runs.append(_row("recsel", k, seed, result.selected, seconds, reference,
-                                 downstream, data))  # fmt: skip
+                runs.append(_row("recsel", k, seed, result.selected, seconds,
+                                 _median([reference, *unit]), downstream, data))  # fmt: skip
+                runs[-1]["unit_seconds"] = round(_median([reference, *unit]), 3)
                 passes = result.provenance["train_rows_seen"] / len(data.train)
                 runs[-1]["passes"] = round(passes, 2)
                 log(f"[{data.name} seed {seed}] recsel k={k}: {runs[-1]['cost_ratio']:.2f}x")
@@ -262,6 +298,10 @@ def compare_dataset(
         "ks": ks,
         "warmup_seconds": round(warmup_seconds, 1),
         "reference_seconds": {str(k): round(v, 3) for k, v in references.items()},
+        "reference_repeat_seconds": {
+            str(k): [round(x, 3) for x in v] for k, v in repeat_units.items()
+        },
+        "cost_repeats": s.cost_repeats,
         "greedy_max_candidates": s.greedy_max_candidates,
         "runs": runs,
         "summary": summary,

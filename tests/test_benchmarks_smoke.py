@@ -37,6 +37,7 @@ def tiny_section():
         k_fractions=(0.5,),
         methods=("all", "random", "mutual_information", "recsel"),
         warmup=False,
+        cost_repeats=2,
     )
     return data, compare_dataset(data, settings, log=lambda _: None)
 
@@ -45,6 +46,16 @@ def test_compare_harness_writes_wellformed_json_and_markdown(tiny_section, tmp_p
     data, section = tiny_section
     ks = ks_for(len(data.features), (0.5,))
     assert ks == [3] and ks_for(6, (0.25, 0.5)) == [2, 3]
+    # Two interleaved timings: one extra plain run, and recsel's unit is the median of both.
+    extra = section["reference_repeat_seconds"]["0"]
+    first = section["reference_seconds"]["0"]
+    (ours,) = [r for r in section["runs"] if r["method"] == "recsel"]
+    assert len(extra) == 1 and ours["unit_seconds"] == pytest.approx(
+        (first + extra[0]) / 2, abs=2e-3
+    )
+    assert ours["cost_ratio"] == pytest.approx(
+        ours["selection_seconds"] / ours["unit_seconds"], rel=2e-3
+    )
     doc = payload([section], "python -m benchmarks.compare_methods --test", "quick", (0,))
     path = tmp_path / "compare_methods.json"
     path.write_text(json.dumps(doc))  # must be JSON-serialisable as is
@@ -144,6 +155,8 @@ def test_bad_inputs_raise_clear_errors():
         CompareSettings(methods=("all", "lasso"))
     with pytest.raises(ValueError, match="'all'"):
         CompareSettings(methods=("recsel",))
+    with pytest.raises(ValueError, match="cost_repeats must be at least 1"):
+        CompareSettings(cost_repeats=0)
     with pytest.raises(ValueError, match="add 'recsel'"):
         CompareSettings(methods=("all", "recsel_ensemble"))
     with pytest.raises(ValueError, match="Unknown benchmark dataset"):
