@@ -231,18 +231,33 @@ def test_calibration_fits_non_negative_named_coefficients(calibrated, data):
     json.dumps(model.describe())  # JSON-ready
 
 
-def test_chunk_cost_grows_with_columns(calibrated, data):
-    model, _ = calibrated
+def test_chunk_cost_is_columns_times_the_per_column_cost(data):
     _, features = data
+    coefficients = dict.fromkeys(COEFFICIENTS, 0.01)
+    model = CostModel(coefficients, batch_size=BATCH, hidden_units=HIDDEN)
     for spec in features:
         costs = [model.chunk_cost_ms(spec, c) for c in (0, 8, 16, 24)]
         assert costs[0] == 0 and costs[1] < costs[2] < costs[3]
+        assert costs[3] == pytest.approx(3 * costs[1])
         wider = model.feature_cost_ms(spec, 16) - model.feature_cost_ms(spec, 8)
         assert wider == pytest.approx(model.chunk_cost_ms(spec, 8))
     with pytest.raises(ValueError, match=features.names[0]):
         model.chunk_cost_ms(features[features.names[0]], -8)
     with pytest.raises(ValueError, match=features.names[0]):
         model.feature_cost_ms(features[features.names[0]], 0)
+
+
+def test_calibrated_chunk_cost_never_falls_with_columns(calibrated, data):
+    # Not strictly growing: on an AMD EPYC 2-core box the 12-model fit put both per-column
+    # coefficients at 0 (a column cost less than the latencies' noise), which is a
+    # measurement, not a fault; the width-independent per-feature costs stayed positive.
+    model, _ = calibrated
+    _, features = data
+    for spec in features:
+        costs = [model.chunk_cost_ms(spec, c) for c in (0, 8, 16, 24)]
+        assert costs[0] == 0 and costs[1] <= costs[2] <= costs[3]
+        wider = model.feature_cost_ms(spec, 16) - model.feature_cost_ms(spec, 8)
+        assert wider == pytest.approx(model.chunk_cost_ms(spec, 8))
 
 
 def test_prediction_is_near_a_fresh_measurement_of_a_held_out_model(calibrated, data, tmp_path):

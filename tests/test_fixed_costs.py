@@ -80,7 +80,7 @@ def test_principal_rotation_is_square_and_matches_the_full_svd(rows):
         np.testing.assert_array_equal(rotation, vt.T[:, order])
 
 
-def test_blocked_ablation_is_bitwise_one_block(monkeypatch):
+def test_blocked_ablation_matches_one_block(monkeypatch):
     rng = np.random.default_rng(3)
     rows, width = 2500, 12
     embedded = rng.normal(size=(rows, width)).astype(np.float32)
@@ -95,9 +95,11 @@ def test_blocked_ablation_is_bitwise_one_block(monkeypatch):
     for block in (rows, 1024, 7):
         monkeypatch.setattr(width_value, "ABLATE_BLOCK_ROWS", block)
         results.append(width_value._ablate(None, embedded, labels, jobs, 8_000_000))
+    # To rounding, not bitwise: BLAS may take another kernel for another row count
+    # (2.8e-17 apart on an AMD EPYC box, bitwise equal on an Intel Xeon one).
     for mean, se in results[1:]:
-        np.testing.assert_array_equal(mean, results[0][0])
-        np.testing.assert_array_equal(se, results[0][1])
+        np.testing.assert_allclose(mean, results[0][0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(se, results[0][1], rtol=1e-12, atol=1e-15)
     assert np.all(np.isfinite(results[0][0])) and np.all(results[0][1] > 0)
 
 
