@@ -21,7 +21,7 @@ demo-cli: venv
 	$(PY) -m recsel demo --output-dir runs/demo --overwrite
 
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow" tests
