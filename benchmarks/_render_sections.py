@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 
 METHOD_NOTES = {
-    "all": "all candidates (reference; its training time is the cost unit; runs from e99f003 on time recsel and the unit 3 times, interleaved, and use the medians)",
+    "all": (
+        "all candidates (reference; its training time is the cost unit; runs from e99f003 "
+        "on time recsel and the unit 3 times, interleaved, and use the medians)"
+    ),
     "random": "a seeded random subset",
     "mutual_information": (
         "sklearn `mutual_info_classif` (plug-in, discrete): numerics in 16 quantile bins, "

@@ -21,6 +21,8 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 import recsel  # noqa: F401
 from benchmarks import baselines as bl
 from benchmarks._common import machine, write_json
@@ -36,6 +38,7 @@ from benchmarks._compare_extras import (
 from benchmarks.datasets import BenchData, load_dataset, planted_metrics
 from recsel.selection.driver import select
 from recsel.spec.config import SelectionConfig
+from recsel.spec.result import SelectionResult
 
 
 @dataclasses.dataclass
@@ -174,13 +177,9 @@ def _row(method, k, seed, selected, seconds, reference, downstream, data) -> dic
     return row
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def _timed_selection(data: BenchData, s: CompareSettings, seed: int, k: int):
+def _timed_selection(
+    data: BenchData, s: CompareSettings, seed: int, k: int
+) -> tuple[SelectionResult, float, list[float]]:
     """recsel at ``k``, timed ``s.cost_repeats`` times, each after one more plain run.
 
     Returns:
@@ -198,7 +197,7 @@ def _timed_selection(data: BenchData, s: CompareSettings, seed: int, k: int):
     chosen = {tuple(r.selected) for r in results}
     if len(chosen) > 1:
         raise RuntimeError(f"recsel k={k} seed {seed} chose differently between repeats: {chosen}")
-    return results[0], _median(seconds), unit
+    return results[0], float(np.median(seconds)), unit
 
 
 def _rankings(data, settings, seed, reference_model, reference_seconds, ks) -> dict:
@@ -270,10 +269,11 @@ def compare_dataset(
             for k in ks:
                 result, seconds, unit = _timed_selection(data, s, seed, k)
                 repeat_units.setdefault(seed, []).extend(unit)
+                unit_seconds = float(np.median([reference, *unit]))
                 recsel_results[k].append((result, seconds))
-                runs.append(_row("recsel", k, seed, result.selected, seconds,
-                                 _median([reference, *unit]), downstream, data))  # fmt: skip
-                runs[-1]["unit_seconds"] = round(_median([reference, *unit]), 3)
+                runs.append(_row("recsel", k, seed, result.selected, seconds, unit_seconds,
+                                 downstream, data))  # fmt: skip
+                runs[-1]["unit_seconds"] = round(unit_seconds, 3)
                 passes = result.provenance["train_rows_seen"] / len(data.train)
                 runs[-1]["passes"] = round(passes, 2)
                 log(f"[{data.name} seed {seed}] recsel k={k}: {runs[-1]['cost_ratio']:.2f}x")
