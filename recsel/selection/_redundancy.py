@@ -33,7 +33,11 @@ _MAX_DISTINCT_SHARE = 0.05
 
 def hashable(series: pd.Series) -> pd.Series:
     """List cells as sorted tuples of strings, so they can be counted and factorized."""
-    if series.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+    # Only an object column can hold lists; the scan of every cell is for those alone.
+    if (
+        series.dtype == object
+        and series.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any()
+    ):
         return series.map(lambda v: tuple(sorted(map(str, v))))
     return series
 

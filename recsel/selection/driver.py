@@ -151,8 +151,6 @@ def _run_rounds(
     rounds = [RoundRecord(**r) for r in resumed.get("rounds", [])]
     curves: dict[int, list] = {}  # round -> the validation curve as its features join
     for index, planned in enumerate(schedule.rounds):
-        if resumed.get("stopped"):
-            break
         if index < resumed.get("round", 0):
             continue
         position = resumed if index == resumed.get("round") else {}
@@ -177,7 +175,6 @@ def _run_rounds(
                 "round_steps_done": 0,
                 "rounds": [dataclasses.asdict(r) for r in rounds],
                 "budget": budget_controller.state() if budget_controller is not None else None,
-                "stopped": False,
             }
         )
     return rounds, curves
