@@ -82,8 +82,8 @@ def stream_section(name: str, data: dict) -> str:
         f"`select()` on a `FileStream` of {fmt(data['candidates'])} candidates (k = 8, one pass, "
         "checkpoints every 500 steps and evaluation included) beside a plain tf_keras `fit` of "
         f"the same shape on the same stream, each point in a fresh process. Data: "
-        f"{_data_text(data)} {_written(data)} Other jobs shared the 2 cores (load average "
-        "per point)."
+        f"{_data_text(data)} {_written(data)} The table's last column is the 1-minute load "
+        "average at each point (a 2-core box; the command says what else ran)."
     )
     lines.append("")
     if any(p.get("select_phases_s") for p in data["points"]):
