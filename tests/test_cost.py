@@ -1,7 +1,9 @@
 """Tests for recsel.cost: latency measurement on real SavedModels, calibration, caching.
 
 Timings are noisy on a shared box, so no test asserts a tight number: only signs,
-orderings, and a generous factor between prediction and a fresh measurement.
+orderings, and a generous factor between prediction and a fresh measurement. Even that
+factor needs a quiet machine: the module is marked ``timing``, so ``make test`` runs it
+alone, after the parallel pass, never beside another worker.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from recsel.model.layer import PrunedEmbedding
 from recsel.model.ranker import Ranker
 from recsel.model.serving import export_saved_model, load_serving_fn, serialize_examples
 from recsel.spec.features import FeatureSet
+
+pytestmark = pytest.mark.timing
 
 HIDDEN = (64, 32)
 BATCH = 256
