@@ -252,6 +252,16 @@ class SequentialAttention(tf.Module):
             self.logit_scale,
         )
 
+    def next_event_ranking(self) -> list[int]:
+        """The pending, eligible candidates in the order the next event would take them.
+
+        The same tensors as the event itself (``_ranking``), so a caller that vets the
+        next picks (e.g. for copies of selected candidates) sees the event's own order.
+        """
+        pending, ranked = self._ranking()
+        count = int(tf.reduce_sum(pending).numpy())
+        return [int(i) for i in ranked.numpy()[:count]]
+
     def mask(self) -> tf.Tensor:
         """Hard gates: 1 for selected or inactive candidates, 0 for pending ones."""
         return self.selected + (1.0 - self.active) * (1.0 - self.selected)
@@ -286,12 +296,7 @@ class SequentialAttention(tf.Module):
         wraps it in a ``tf.cond`` instead (``fire`` is then always true here).
         """
         n = self.num_candidates
-        pending = self.active * (1.0 - self.selected) * self.eligible
-        score = _masked_softmax(self.logits * self.logit_scale, pending) / tf.pow(
-            self.cost, self.cost_exponent
-        )
-        score = tf.where(pending > 0, score, tf.fill([n], -np.inf))
-        _, ranked = tf.math.top_k(score, k=n)
+        pending, ranked = self._ranking()
         available = tf.cast(tf.reduce_sum(pending), tf.int32)
         k = tf.where(fire, tf.minimum(self.per_event, available), 0)
         # ``ranked`` is a permutation, so scattering "rank < k" back to candidate positions
@@ -309,6 +314,17 @@ class SequentialAttention(tf.Module):
             self.events_done.assign(self.events_done + tf.cast(fire, tf.int32)),
             self.logits.assign(tf.where(fire, tf.zeros_like(self.logits), self.logits)),
         ]
+
+    def _ranking(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Pending-and-eligible indicator, and all candidates by descending event score."""
+        n = self.num_candidates
+        pending = self.active * (1.0 - self.selected) * self.eligible
+        score = _masked_softmax(self.logits * self.logit_scale, pending) / tf.pow(
+            self.cost, self.cost_exponent
+        )
+        score = tf.where(pending > 0, score, tf.fill([n], -np.inf))
+        _, ranked = tf.math.top_k(score, k=n)
+        return pending, ranked
 
 
 def _masked_softmax(logits: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:

@@ -75,6 +75,19 @@ def test_ineligible_candidates_are_never_selected():
     assert sa.selected_indices() == [1]
 
 
+def test_next_event_ranking_is_the_order_the_event_takes():
+    sa = SequentialAttention(6)
+    sa.set_schedule(num_selections=3, num_steps=1, warmup_fraction=0.0, per_event=3)
+    sa.logits.assign([0.5, 3.0, -1.0, 2.0, 1.0, 2.5])
+    sa.set_costs(np.array([1.0, 4.0, 1.0, 1.0, 1.0, 1.0]))  # weight per cost: 1 falls back
+    sa.set_eligible(np.array([1.0, 1.0, 1.0, 1.0, 0.0, 1.0]))
+    ranking = sa.next_event_ranking()
+    assert ranking == [5, 3, 1, 0, 2]  # ineligible 4 left out
+    sa(training=True)
+    assert sa.selected_indices() == ranking[:3]
+    assert sa.next_event_ranking() == [0, 2]  # selected ones are no longer pending
+
+
 def test_too_many_selections_is_a_clear_error():
     sa = SequentialAttention(3)
     with pytest.raises(ValueError, match="only 3 of 3 are still unselected"):

@@ -27,6 +27,7 @@ from recsel.inputs.source import BatchSource
 from recsel.model.tower import resolve_tower
 from recsel.selection import explain as _explain
 from recsel.selection import width_value
+from recsel.selection._copy_guard import CopyGuard
 from recsel.selection.rounds import run_round
 from recsel.selection.schedule import Schedule
 from recsel.selection.setup import prepare_run, start_at_base_rate
@@ -126,6 +127,7 @@ def select(
     # Widths-only runs judge chunks by ablation on held-out rows: more rows, more power.
     rows = width_value.SAMPLE_ROWS if keep_all else _explain.SAMPLE_ROWS
     sample = _explain.validation_sample(valid, config.seed, rows, head=trainer.valid_head)
+    trainer.before_feature_event = CopyGuard(trainer.layer, sample).before_event
     rounds, curves = _run_rounds(trainer, schedule, resumed, budget_controller, keep_all, sample)
     _warn_if_repeated(trainer, config)
     trainer.clear_checkpoints()

@@ -171,6 +171,8 @@ class SelectionTrainer:
             )
             self._manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
         self.state_provider: Callable[[], dict] | None = None
+        # Called before each feature event (``recsel.selection._copy_guard``).
+        self.before_feature_event: Callable[[], None] | None = None
 
     @property
     def serving_sample(self) -> pd.DataFrame:
@@ -304,6 +306,8 @@ class SelectionTrainer:
         while done < num_steps:
             length = self._chunk_length(step, num_steps - done, events)
             at_event = (step + 1) in events
+            if at_event and self.before_feature_event is not None:
+                self.before_feature_event()
             before = attention.attention_weights().numpy() if at_event else None
             seen = len(attention.selected_indices()) if at_event else 0
             if self._trace is not None:
