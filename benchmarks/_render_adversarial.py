@@ -6,7 +6,7 @@ from benchmarks._render_sections import fmt, header, table
 
 
 def adversarial_section(name: str, data: dict) -> str:
-    """Clean-recovery rate per variant and mode, the vocabulary-threshold sweep, and
+    """Clean-recovery rate per row count, variant and mode, the vocabulary-threshold sweep, and
     every run that was not clean (what it kept that it should not have)."""
     lines = ["## adversarial_recovery", "", header(data)]
     load = data.get("load_average_before"), data.get("load_average_after")
@@ -20,9 +20,9 @@ def adversarial_section(name: str, data: dict) -> str:
         f"Load average before/after: {fmt(load[0])} / {fmt(load[1])}."
     )
     lines.append("")
-    headers = ["Variant", "Mode", "min_count", "Clean", "Groups", "Copies", "ID-like", "Noise",
+    headers = ["Rows", "Variant", "Mode", "min_count", "Clean", "Groups", "Copies", "ID-like", "Noise",
                "Mean AUC", "Mean passes"]  # fmt: skip
-    rows = [[s["variant"], s["mode"], str(s["min_count"]), f"{s['clean']}/{s['seeds']}",
+    rows = [[str(s.get("rows", data.get("rows", ""))), s["variant"], s["mode"], str(s["min_count"]), f"{s['clean']}/{s['seeds']}",
              f"{s['groups_recovered']}/{s['groups_total']}", str(s["copies"]), str(s["id_like"]),
              str(s["noise"]), fmt(s["mean_auc"]), fmt(s.get("mean_passes"))]
             for s in data["summary"]]  # fmt: skip
@@ -39,7 +39,8 @@ def adversarial_section(name: str, data: dict) -> str:
             )
             missed = f"missed {', '.join(r['missed'])}; " if r["missed"] else ""
             lines.append(
-                f"- {r['variant']} {r['mode']} seed {r['seed']} (min_count {r['min_count']}): "
+                f"- {r['rows']} rows, {r['variant']} {r['mode']} seed {r['seed']} "
+                f"(min_count {r['min_count']}): "
                 f"{missed}{kept or 'nothing extra'}; AUC {fmt(r['auc'])}"
             )
         lines.append("")

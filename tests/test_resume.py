@@ -110,22 +110,22 @@ def test_budget_rounds_resume_with_the_features_that_left_the_selection(
     selection, the resumed run must still know they left (never eligible again), the
     rounds' masked gains and so the plateau streak: it then reaches the same selection.
 
-    The failure is forced on round 2 (index 1), whatever it picks, so the test does not
-    depend on which synthetic column is weak; the other rounds are judged as usual.
+    The failure is forced on round 2 (index 1) and every other round is made to pass,
+    whatever they pick, so the test does not depend on which synthetic column is weak
+    (the masked passes still run, so their cost and order are as in a real run).
     """
     from recsel.selection.budget import BudgetController
 
     measure = BudgetController.measure_round
 
     def round_two_fails(self, record, pruned, kept):
-        if record.index == 1:
-            real = self._masked_gains
-            self._masked_gains = lambda new: {n: (-1.0, 0.0) for n in real(new)}
-            try:
-                return measure(self, record, pruned, kept)
-            finally:
-                del self._masked_gains
-        return measure(self, record, pruned, kept)
+        real = self._masked_gains
+        gain = -1.0 if record.index == 1 else 1.0
+        self._masked_gains = lambda new: {n: (gain, 0.0) for n in real(new)}
+        try:
+            return measure(self, record, pruned, kept)
+        finally:
+            del self._masked_gains
 
     monkeypatch.setattr(BudgetController, "measure_round", round_two_fails)
     train, valid, features = prepared
