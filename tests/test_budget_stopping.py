@@ -161,7 +161,7 @@ def test_copies_of_a_kept_feature_are_found_and_recorded():
     )
     controller = BudgetController.__new__(BudgetController)
     controller.trainer = _Sample(frame)
-    controller._copy_scores, controller.skipped_copies = {}, {}
+    controller._copy_finder, controller.skipped_copies = None, {}
     assert controller._copy_of("copy", {"kept"}) == "kept"
     assert controller._copy_of("other", {"kept"}) is None
     assert controller.skipped_copies == {"copy": "kept"}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, redundancy
+from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, CopyFinder, redundancy
 from recsel.selection.explain import copy_score, dropped_reasons
 
 
@@ -47,3 +47,15 @@ def test_dropped_reasons_calls_a_copy_at_the_guards_threshold():
     assert reasons["noisy"]["reason"] == "copy" and reasons["noisy"]["of"] == "kept"
     assert reasons["noisy"]["score"] == pytest.approx(redundancy(kept, noisy), abs=1e-4)
     assert reasons["skew_a"]["reason"] == "low_attention"
+
+
+def test_copy_finder_returns_the_first_copy_in_the_order_asked():
+    a, noisy = _pairs()["noisy"]
+    skew_a, skew_b = _pairs()["skewed"]
+    sample = pd.DataFrame({"a": a, "noisy": noisy, "relabel": a.map(lambda v: f"r{v}"),
+                           "skew_a": skew_a, "skew_b": skew_b})  # fmt: skip
+    finder = CopyFinder(sample)
+    assert finder.first_copy("a", ["skew_a", "relabel", "noisy"]) == "relabel"
+    assert finder.first_copy("a", ["skew_a", "noisy", "relabel"]) == "noisy"
+    assert finder.first_copy("skew_b", ["skew_a", "a"]) is None
+    assert finder.first_copy("a", []) is None

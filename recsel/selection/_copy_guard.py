@@ -4,7 +4,7 @@ Private to ``recsel.selection.driver``. An exact copy of a selected feature has 
 value, yet a short run cannot always show it: at 10k rows with 2.5% positives (about 200
 training positives), count mode picked a numeric source and its exact copy ``3x - 2`` on 2
 of 5 adversarial seeds. The budget's rounds already keep copies of kept features out
-(``RoundValue._copy_of``); this guard applies the same data check, with the same
+(``RoundValue._copy_of``; both ask ``_redundancy.CopyFinder``); this guard applies the same data check, with the same
 definition (``recsel.selection._redundancy``), at each event of any round, count mode's
 single round included. It vets the candidates in the order the event will take them
 (``SequentialAttention.next_event_ranking``) and makes each copy ineligible, so the event
@@ -21,7 +21,7 @@ from __future__ import annotations
 import pandas as pd
 
 from recsel.model.layer import SequentialAttentionEmbedding
-from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, Column, redundancy_of
+from recsel.selection._redundancy import CopyFinder
 
 
 class CopyGuard:
@@ -34,10 +34,8 @@ class CopyGuard:
 
     def __init__(self, layer: SequentialAttentionEmbedding, sample: pd.DataFrame):
         self.layer = layer
-        self.sample = sample
+        self.copies = CopyFinder(sample)
         self.skipped: dict[str, str] = {}  # copy -> the feature it copies
-        self._columns: dict[str, Column] = {}
-        self._scores: dict[tuple[str, str], float | None] = {}
 
     def before_event(self) -> None:
         """Vets the next event's picks, in its own order, until it has ``per_event``."""
@@ -50,7 +48,7 @@ class CopyGuard:
         for index in attention.next_event_ranking():
             if len(picks) == wanted:
                 break
-            original = self._copy_of(names[index], kept + picks)
+            original = self.copies.first_copy(names[index], kept + picks)
             if original is None:
                 picks.append(names[index])
             else:
@@ -58,18 +56,3 @@ class CopyGuard:
                 self.skipped[names[index]] = original
         if (eligible != attention.eligible.numpy()).any():
             attention.set_eligible(eligible)
-
-    def _copy_of(self, name: str, others: list[str]) -> str | None:
-        for other in others:
-            key = (name, other)
-            if key not in self._scores:
-                self._scores[key] = redundancy_of(self._column(name), self._column(other))
-            score = self._scores[key]
-            if score is not None and score >= REDUNDANCY_THRESHOLD:
-                return other
-        return None
-
-    def _column(self, name: str) -> Column:
-        if name not in self._columns:
-            self._columns[name] = Column(self.sample[name])
-        return self._columns[name]

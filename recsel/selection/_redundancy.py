@@ -125,3 +125,39 @@ def redundancy(a: pd.Series, b: pd.Series) -> float | None:
         1.0
     """
     return redundancy_of(Column(a), Column(b))
+
+
+class CopyFinder:
+    """Finds which of some columns a column copies, on one fixed sample of rows.
+
+    The budget's rounds (``RoundValue``) and every feature event (``CopyGuard``) ask the
+    same question of the same rows many times, so prepared columns and pair scores are
+    kept.
+
+    Args:
+        sample: The rows copies are judged on.
+
+    Example:
+        >>> CopyFinder(sample).first_copy("c07", ["c02", "c05"])   # "c02": c07 relabels it
+    """
+
+    def __init__(self, sample: pd.DataFrame):
+        self.sample = sample
+        self._columns: dict[str, Column] = {}
+        self._scores: dict[tuple[str, str], float | None] = {}
+
+    def first_copy(self, name: str, others: list[str]) -> str | None:
+        """The first of ``others`` (in their order) that ``name`` copies, if any."""
+        for other in others:
+            key = (name, other)
+            if key not in self._scores:
+                self._scores[key] = redundancy_of(self._column(name), self._column(other))
+            score = self._scores[key]
+            if score is not None and score >= REDUNDANCY_THRESHOLD:
+                return other
+        return None
+
+    def _column(self, name: str) -> Column:
+        if name not in self._columns:
+            self._columns[name] = Column(self.sample[name])
+        return self._columns[name]

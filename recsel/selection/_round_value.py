@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsel.selection._delong import paired_auc_gain
-from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, redundancy
+from recsel.selection._redundancy import CopyFinder
 from recsel.spec.result import RoundRecord
 
 # Below this share of sampled rows in the vocabulary, a categorical column is constant
@@ -29,7 +29,7 @@ INCONCLUSIVE_SE = 4.0
 
 class RoundValue:
     """Copy guard and masked value checks; the host sets ``trainer``, ``config``,
-    ``features``, ``marginal_auc``, ``_copy_scores``,
+    ``features``, ``marginal_auc``, ``_copy_finder`` (None until first used),
     ``skipped_copies`` and ``rejected``."""
 
     def _copy_of(self, name: str, selected: set[str]) -> str | None:
@@ -40,16 +40,12 @@ class RoundValue:
         "added" 0.014 on adversarial data). So copies are judged on the data, before
         any round can pick them; ID-like columns are never judged copies.
         """
-        sample = self.trainer.serving_sample
-        for other in sorted(selected):
-            key = (name, other)
-            if key not in self._copy_scores:
-                self._copy_scores[key] = redundancy(sample[name], sample[other])
-            score = self._copy_scores[key]
-            if score is not None and score >= REDUNDANCY_THRESHOLD:
-                self.skipped_copies[name] = other
-                return other
-        return None
+        if self._copy_finder is None:  # the serving sample is drawn only when needed
+            self._copy_finder = CopyFinder(self.trainer.serving_sample)
+        other = self._copy_finder.first_copy(name, sorted(selected))
+        if other is not None:
+            self.skipped_copies[name] = other
+        return other
 
     def _constant(self, name: str) -> bool:
         """Whether the lookup maps (nearly) every sampled row of ``name`` to OOV.

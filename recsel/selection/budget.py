@@ -47,6 +47,7 @@ from recsel.cost import (
 from recsel.selection._budget_state import BudgetState
 from recsel.selection._feasibility import BudgetError, Feasibility
 from recsel.selection._latency_timing import BORDERLINE, LatencyTiming
+from recsel.selection._redundancy import CopyFinder
 from recsel.selection._round_value import RoundValue
 from recsel.spec.config import SelectionConfig
 from recsel.spec.features import FeatureSet
@@ -105,7 +106,7 @@ class BudgetController(LatencyTiming, RoundValue, Feasibility, BudgetState):
         # evaluation); the first round has no earlier set to compare with.
         self.marginal_auc: dict[int, float] = {}
         self.marginal_se: dict[int, float] = {}  # DeLong standard error of each gain
-        self._copy_scores: dict[tuple[str, str], float | None] = {}
+        self._copy_finder: CopyFinder | None = None  # copies judged on the serving sample
         self.skipped_constant: list[str] = []  # all but a sliver of rows map to OOV
         self.skipped_copies: dict[str, str] = {}  # pending feature -> the kept one it copies
         self.rejected: set[str] = set()  # failed their masked check: out of the selection
