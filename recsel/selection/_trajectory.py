@@ -1,8 +1,9 @@
 """Attention-trajectory points recorded inside the compiled training loop.
 
-Private to ``recsel.selection.trainer``. The trajectory holds the feature gates every
-``log_every`` steps. Read from Python, each point had to end a compiled chunk: ten
-steps per ``tf.function`` call instead of a hundred, and a host round trip each time.
+Private to ``recsel.selection.trainer``, as is ``write_summaries`` (TensorBoard's copy
+of each point). The trajectory holds the feature gates every ``log_every`` steps. Read
+from Python, each point had to end a compiled chunk: ten steps per ``tf.function`` call
+instead of a hundred, and a host round trip each time.
 ``TrajectoryBuffer`` writes the points into variables from inside the loop instead; the
 trainer drains them once per chunk. The points are the same (the same steps, the gates
 computed from the same variables just after the step), so the trajectory is unchanged.
@@ -69,3 +70,23 @@ class TrajectoryBuffer:
         if not count:
             return []
         return list(zip(self.steps.numpy()[:count].tolist(), self.rows.numpy()[:count]))
+
+
+def write_summaries(writer, layer, step: int, weights: np.ndarray) -> None:
+    """Writes one trajectory point to TensorBoard: selection counts and every feature's gate.
+
+    Args:
+        writer: A ``tf.summary`` file writer.
+        layer: The ``SequentialAttentionEmbedding`` being trained.
+        step: The global step of the point.
+        weights: The feature gates at that step, in ``layer.features`` order.
+    """
+    with writer.as_default(step=step):
+        tf.summary.scalar("selection/num_selected_features", len(layer.selected_features()))
+        tf.summary.scalar(
+            "selection/num_selected_chunks", len(layer.chunk_attention.selected_indices())
+        )
+        tf.summary.histogram("attention/feature_weights", weights)
+        for name, value in zip(layer.features.names, weights):
+            tf.summary.scalar(f"attention/{name}", float(value))
+    writer.flush()

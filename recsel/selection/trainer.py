@@ -28,7 +28,7 @@ from recsel.inputs.source import BatchSource, as_source
 from recsel.model.layer import SequentialAttentionEmbedding
 from recsel.model.ranker import Ranker
 from recsel.progress import Progress
-from recsel.selection._trajectory import TrajectoryBuffer
+from recsel.selection._trajectory import TrajectoryBuffer, write_summaries
 from recsel.selection._validation import (  # noqa: F401  (re-exported: the run's constants)
     SERVING_SAMPLE_ROWS,
     VALID_HEAD_ROWS,
@@ -370,7 +370,8 @@ class SelectionTrainer:
         step = self.step
         weights = self.layer.feature_attention.attention_weights().numpy()
         if self._append(step, weights):
-            self._summarise(step, weights)
+            if self._writer is not None:
+                write_summaries(self._writer, self.layer, step, weights)
 
     def _append(self, step: int, weights: np.ndarray) -> bool:
         """Adds one point (thinning to ``MAX_TRAJECTORY_POINTS``); False if already there."""
@@ -385,21 +386,6 @@ class SelectionTrainer:
             for name in self.features.names:
                 self.trajectory["weights"][name] = self.trajectory["weights"][name][::2]
         return True
-
-    def _summarise(self, step: int, weights: np.ndarray) -> None:
-        if self._writer is not None:
-            with self._writer.as_default(step=step):
-                tf.summary.scalar(
-                    "selection/num_selected_features", len(self.layer.selected_features())
-                )
-                tf.summary.scalar(
-                    "selection/num_selected_chunks",
-                    len(self.layer.chunk_attention.selected_indices()),
-                )
-                tf.summary.histogram("attention/feature_weights", weights)
-                for name, value in zip(self.features.names, weights):
-                    tf.summary.scalar(f"attention/{name}", float(value))
-            self._writer.flush()
 
     def evaluate(self, model: tf_keras.Model, features: FeatureSet) -> dict[str, float]:
         """Validation AUC and log loss of ``model`` (which reads ``features``), streamed."""
