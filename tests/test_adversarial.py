@@ -15,6 +15,7 @@ from recsel.cost import COEFFICIENTS, CostModel
 from recsel.data.adversarial import make_adversarial
 from recsel.selection import budget as budget_module
 from recsel.selection.driver import select
+from recsel.selection.explain import dropped_reasons
 from recsel.spec.config import SelectionConfig
 
 
@@ -66,6 +67,24 @@ def test_roomy_budget_recovers_every_group_without_copies_or_ids(adversarial):
     # It stopped on value, not on the budget: a later round added less than the tolerance.
     gains = result.cost_model["round_marginal_auc"]
     assert any(g < config.plateau_tolerance for g in gains.values())
+
+
+def test_short_rows_budget_selects_in_one_merged_round_and_vets_each_feature():
+    # 8k training rows: one-feature rounds would hold 3 features (3 of 6 groups kept on
+    # every seed before); one merged round of 7 holds all 6 groups and one more pick,
+    # which masking off the trained model shows adds nothing, so it leaves.
+    data = make_adversarial(n_rows=10_000, variant="balanced", seed=1)
+    train, valid, features = prepared(data, seed=1)
+    config = mode_config("budget", len(data.groups), seed=1)
+    with pytest.warns(UserWarning, match="one round selects up to 7 features"):
+        result = select(train, valid, features, config, progress=False)
+    _check_clean(data, result)
+    assert len(result.rounds) == 1 and result.provenance["train_rows_seen"] <= len(train)
+    gains = result.cost_model["merged_round_gains"]
+    dropped = sorted(set(gains) - set(result.selected))
+    assert len(gains) == 7 and len(dropped) == 1
+    reason = dropped_reasons(result)[dropped[0]]
+    assert reason["reason"] == "no_value" and "one merged round" in reason["detail"]
 
 
 def _fixed_cost_model(features, scale: float, skew: float = 1.0) -> CostModel:

@@ -6,6 +6,7 @@ from recsel.selection.schedule import (
     FIRST_ROUND_EVENT_FACTOR,
     FLOOR_BATCH_SIZE,
     MIN_BATCH_SIZE,
+    MIN_MERGED_EVENT_STEPS,
     MIN_STEPS_PER_FEATURE_EVENT,
     ScheduleError,
     fit_schedule,
@@ -73,6 +74,18 @@ def test_budget_without_a_count_plans_fewer_rounds_rather_than_shorter_events():
     # Asked for a count, it keeps the count and shortens events instead.
     counted = fit_schedule(16_000, 14, 16, 2.0, config, shrinkable=False)
     assert sum(counted.rounds) == 14 and counted.passes(16_000) <= 1.0
+
+
+def test_budget_rows_far_too_short_for_one_feature_rounds_plan_one_merged_round():
+    config = SelectionConfig(latency_budget_fraction=0.9)
+    schedule = fit_schedule(8_000, 16, 16, 2.0, config, shrinkable=True)
+    assert schedule.vetted_together and len(schedule.rounds) == 1
+    assert 3 < schedule.rounds[0] < 16 and schedule.features_per_event == 1
+    assert schedule.event_steps >= MIN_MERGED_EVENT_STEPS and schedule.passes(8_000) <= 1.0
+    assert schedule.notes[0].startswith(f"one round selects up to {schedule.rounds[0]} features")
+    # Where one-feature rounds hold a third or more of the target, they stay.
+    kept = fit_schedule(16_000, 16, 16, 2.0, config, shrinkable=True)
+    assert not kept.vetted_together and set(kept.rounds) == {1} and len(kept.rounds) >= 16 / 3
 
 
 def test_tiny_tables_go_below_the_usual_smallest_batch_before_failing():

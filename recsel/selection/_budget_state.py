@@ -42,6 +42,10 @@ class BudgetState:
             "discarded_rounds": sorted(self.discarded),
             "skipped_constant": sorted(set(self.skipped_constant)),
             "round_marginal_se": {str(i): round(e, 6) for i, e in self.marginal_se.items()},
+            # A merged first round's features, each masked off alone: (gain, error).
+            "merged_round_gains": {
+                n: [round(g, 6), round(e, 6)] for n, (g, e) in self.merged_gains.items()
+            },
         }
         if self.cost_model is not None:
             out.update(self.cost_model.describe())

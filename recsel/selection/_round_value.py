@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from recsel.selection._delong import paired_auc_gain
@@ -29,7 +31,7 @@ INCONCLUSIVE_SE = 4.0
 
 class RoundValue:
     """Copy guard and masked value checks; the host sets ``trainer``, ``config``,
-    ``features``, ``marginal_auc``, ``_copy_finder`` (None until first used),
+    ``features``, ``marginal_auc``, ``merged_gains``, ``_copy_finder`` (None until first used),
     ``skipped_copies`` and ``rejected``."""
 
     def _copy_of(self, name: str, selected: set[str]) -> str | None:
@@ -86,6 +88,39 @@ class RoundValue:
             with self.trainer.layer.masked([name]):
                 gains[name] = paired_auc_gain(labels, full, self._valid_logits()[1])
         return gains
+
+    def vet_merged_round(self, widths: Mapping[str, int]) -> list[str]:
+        """Drops a merged first round's features that add no value or do not fit, before
+        the round's fine-tuning (``recsel.selection.schedule._merged_round``).
+
+        One-feature rounds judge each new feature in its own round; a merged round judges
+        all of its features at once: each is masked off the trained, hard-masked model
+        alone (``_masked_gains``) and fails as it would in a round of its own
+        (``_passes``); the most valuable always stays. Then, while the cost model predicts
+        the rest over the budget, the latest pick leaves (events pick in value order).
+
+        Args:
+            widths: The round's chosen widths of its selected features.
+
+        Returns:
+            The dropped features (``_drop``: out of the selection for good).
+
+        Example:
+            >>> controller.vet_merged_round(layer.selected_widths())   # ["c13"]
+        """
+        selected = self.trainer.layer.selected_features()
+        if len(selected) < 2:
+            return []
+        gains = self._masked_gains(selected)
+        best = max(selected, key=lambda n: gains[n][0])
+        failed = [n for n in selected if n != best and not self._passes(*gains[n])]
+        kept = [n for n in selected if n not in failed]
+        while len(kept) > 1 and not self._predicted_to_fit(kept, widths):
+            failed.append(kept.pop())
+        self.merged_gains = {n: gains[n] for n in selected}
+        if failed:
+            self._drop(failed)
+        return failed
 
     def _adds_value(self, record: RoundRecord) -> bool:
         """Whether the round's new feature adds ``plateau_tolerance`` AUC, or the masked

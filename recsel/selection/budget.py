@@ -106,6 +106,8 @@ class BudgetController(LatencyTiming, RoundValue, Feasibility, BudgetState):
         # evaluation); the first round has no earlier set to compare with.
         self.marginal_auc: dict[int, float] = {}
         self.marginal_se: dict[int, float] = {}  # DeLong standard error of each gain
+        # A merged first round's masked gains, feature -> (gain, error): vet_merged_round.
+        self.merged_gains: dict[str, tuple[float, float]] = {}
         self._copy_finder: CopyFinder | None = None  # copies judged on the serving sample
         self.skipped_constant: list[str] = []  # all but a sliver of rows map to OOV
         self.skipped_copies: dict[str, str] = {}  # pending feature -> the kept one it copies
@@ -158,6 +160,19 @@ class BudgetController(LatencyTiming, RoundValue, Feasibility, BudgetState):
         return self.features.subset(
             list(selected), {n: max(widths[n], self._min_width(n)) for n in selected}
         )
+
+    def _predicted_to_fit(self, selected: Sequence[str], widths: Mapping[str, int]) -> bool:
+        """Whether the cost model predicts ``selected`` at ``widths`` within the budget."""
+        current = self._current(selected, widths)
+        latency_ok = (
+            self.config.latency_budget_ms is None
+            or self.cost_model.predict_ms(current) <= self.planning_budget_ms()
+        )
+        memory_ok = (
+            self.config.memory_budget_bytes is None
+            or embedding_bytes(current) <= self.config.memory_budget_bytes
+        )
+        return latency_ok and memory_ok
 
     def plan_round(
         self, selected: Sequence[str], widths: Mapping[str, int], planned: int

@@ -196,6 +196,11 @@ def run_round(
     # Fine-tune in place with the hard mask: the model then predicts as its pruned
     # copy will (no pending-candidate share), and the compiled step is reused.
     layer.freeze()
+    if schedule.vetted_together and budget_controller is not None and not tuned:
+        # The merged round's features that add nothing leave before fine-tuning, so the
+        # round's record and model are of the set kept.
+        dropped = budget_controller.vet_merged_round(widths)
+        widths = {n: w for n, w in widths.items() if n not in dropped}
     trainer.state_provider = lambda n: run_state(0, done=steps, tuned=tuned + n)
     if config.finetune_steps > tuned:
         trainer.train(config.finetune_steps - tuned, description=f"round {index + 1} fine-tune")
