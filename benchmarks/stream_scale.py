@@ -209,7 +209,7 @@ def _alternate(train, valid, features, config, runs: int, phases: _Phases) -> di
     """Plain fit, select(), plain fit, select(), ... ``runs`` times each. The plain fit
     runs the steps select()'s schedule plans (as ``prepare_run`` plans it: no budget
     here), so it can go first; each select() is checked to have run exactly those."""
-    from recsel.selection.schedule import fit_schedule
+    from recsel.selection.round_plan import fit_schedule
 
     mean_chunks = sum(s.embedding_dim for s in features) / config.chunk_size / len(features)
     k = config.resolve_num_features(len(features))

@@ -2,15 +2,17 @@
 
 import pytest
 
-from recsel.selection.schedule import (
+from recsel.selection.round_plan import (
     FIRST_ROUND_EVENT_FACTOR,
-    FLOOR_BATCH_SIZE,
-    MIN_BATCH_SIZE,
     MIN_MERGED_EVENT_STEPS,
-    MIN_STEPS_PER_FEATURE_EVENT,
-    ScheduleError,
     fit_schedule,
     plan_rounds,
+)
+from recsel.selection.schedule import (
+    FLOOR_BATCH_SIZE,
+    MIN_BATCH_SIZE,
+    MIN_STEPS_PER_FEATURE_EVENT,
+    ScheduleError,
     plan_schedule,
 )
 from recsel.spec.config import SelectionConfig

@@ -91,7 +91,7 @@ class RoundValue:
 
     def vet_merged_round(self, widths: Mapping[str, int]) -> list[str]:
         """Drops a merged first round's features that add no value or do not fit, before
-        the round's fine-tuning (``recsel.selection.schedule._merged_round``).
+        the round's fine-tuning (``recsel.selection.round_plan._merged_round``).
 
         One-feature rounds judge each new feature in its own round; a merged round judges
         all of its features at once: each is masked off the trained, hard-masked model

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from recsel.inputs.source import BatchSource, first_labels
-from recsel.selection.schedule import Schedule, fit_schedule
+from recsel.selection.round_plan import fit_schedule
+from recsel.selection.schedule import Schedule
 from recsel.selection.trainer import SelectionTrainer
 from recsel.spec.config import SelectionConfig
 from recsel.spec.features import FeatureSet
