@@ -47,18 +47,30 @@ def mode_config(mode: str, num_groups: int, seed: int, **overrides) -> Selection
     return SelectionConfig(latency_budget_fraction=ROOMY_FRACTION, seed=seed, **overrides)
 
 
-def run_one(
+def select_on(
     variant: str, seed: int, mode: str, rows: int, min_count: int | None = None, **overrides
-) -> dict:
-    """One selection on one draw, scored against its ground truth."""
+):
+    """Draws the data and selects on it: ``(data, train_rows, result, warnings)``.
+
+    Example:
+        >>> data, train, result, caught = select_on("rare", 0, "budget", 10_000)
+    """
     data = make_adversarial(n_rows=rows, variant=variant, seed=seed)
     infer = {} if min_count is None else {"min_count": min_count}
     train, valid, features = prepared(data, seed, **infer)
     config = mode_config(mode, len(data.groups), seed, **overrides)
-    started = time.time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = select(train, valid, features, config, progress=False)
+    return data, train, result, caught
+
+
+def run_one(
+    variant: str, seed: int, mode: str, rows: int, min_count: int | None = None, **overrides
+) -> dict:
+    """One selection on one draw, scored against its ground truth."""
+    started = time.time()
+    data, train, result, caught = select_on(variant, seed, mode, rows, min_count, **overrides)
     score = data.score_selection(result.selected)
     return {
         "variant": variant,

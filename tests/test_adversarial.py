@@ -10,7 +10,7 @@ must not depend on the machine's speed (a scaled cost model).
 import numpy as np
 import pytest
 
-from benchmarks.adversarial_recovery import ROOMY_FRACTION, mode_config, prepared
+from benchmarks.adversarial_recovery import ROOMY_FRACTION, mode_config, prepared, select_on
 from recsel.cost import COEFFICIENTS, CostModel
 from recsel.data.adversarial import make_adversarial
 from recsel.selection import budget as budget_module
@@ -69,15 +69,13 @@ def test_roomy_budget_recovers_every_group_without_copies_or_ids(adversarial):
     assert any(g < config.plateau_tolerance for g in gains.values())
 
 
+@pytest.mark.slow
 def test_short_rows_budget_selects_in_one_merged_round_and_vets_each_feature():
     # 8k training rows: one-feature rounds would hold 3 features (3 of 6 groups kept on
     # every seed before); one merged round of 7 holds all 6 groups and one more pick,
     # which masking off the trained model shows adds nothing, so it leaves.
-    data = make_adversarial(n_rows=10_000, variant="balanced", seed=1)
-    train, valid, features = prepared(data, seed=1)
-    config = mode_config("budget", len(data.groups), seed=1)
-    with pytest.warns(UserWarning, match="one round selects up to 7 features"):
-        result = select(train, valid, features, config, progress=False)
+    data, train, result, caught = select_on("balanced", 1, "budget", 10_000)
+    assert any("one round selects up to 7 features" in str(w.message) for w in caught)
     _check_clean(data, result)
     assert len(result.rounds) == 1 and result.provenance["train_rows_seen"] <= len(train)
     gains = result.cost_model["merged_round_gains"]

@@ -8,10 +8,8 @@ import pandas as pd
 import pytest
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow)
-from benchmarks.adversarial_recovery import mode_config, prepared
-from recsel.data.adversarial import make_adversarial
+from benchmarks.adversarial_recovery import select_on
 from recsel.selection._copy_guard import CopyGuard
-from recsel.selection.driver import select
 from recsel.sequential_attention import SequentialAttention
 
 NAMES = ["a", "a_copy", "b", "b_copy", "c"]
@@ -76,11 +74,8 @@ def test_distinct_columns_are_left_eligible():
 def test_count_mode_on_short_rare_data_keeps_no_copy():
     # 10k rows, 2.5% positives (~200 training positives): without the guard, count mode
     # kept numeric source c08 and its exact copy c00 (3x - 2) on this seed.
-    data = make_adversarial(n_rows=10_000, variant="rare", seed=20)
-    train, valid, features = prepared(data, seed=20)
-    config = mode_config("count", len(data.groups), seed=20)
-    with pytest.warns(UserWarning, match="batch size is lowered"):
-        result = select(train, valid, features, config, progress=False)
+    data, _, result, caught = select_on("rare", 20, "count", 10_000)
+    assert any("batch size is lowered" in str(w.message) for w in caught)
     score = data.score_selection(result.selected)
     assert score["copies"] == [], result.selected
     assert len(result.selected) == len(data.groups)
