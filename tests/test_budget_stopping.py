@@ -22,6 +22,7 @@ def _controller(
     controller = BudgetController.__new__(BudgetController)
     controller.config = SelectionConfig(memory_budget_bytes=1e9, **config)
     controller.minimum, controller.marginal_auc, controller.marginal_se = {}, {}, {}
+    controller.merged_gains = {}
     rounds = []
     for index, gain in enumerate(gains):
         if gain is not None:

@@ -44,8 +44,7 @@ class BudgetState:
             "round_marginal_se": {str(i): round(e, 6) for i, e in self.marginal_se.items()},
             # A merged first round's features, each masked off alone: (gain, error).
             "merged_round_gains": {
-                n: [round(g, 6), round(e, 6)]
-                for n, (g, e) in getattr(self, "merged_gains", {}).items()
+                n: [round(g, 6), round(e, 6)] for n, (g, e) in self.merged_gains.items()
             },
         }
         if self.cost_model is not None:

@@ -4,9 +4,9 @@ Private to ``recsel.selection.driver``. An exact copy of a selected feature has 
 value, yet a short run cannot always show it: at 10k rows with 2.5% positives (about 200
 training positives), count mode picked a numeric source and its exact copy ``3x - 2`` on 2
 of 5 adversarial seeds. The budget's rounds already keep copies of kept features out
-(``RoundValue._copy_of``; both ask ``_redundancy.CopyFinder``); this guard applies the same data check, with the same
-definition (``recsel.selection._redundancy``), at each event of any round, count mode's
-single round included. It vets the candidates in the order the event will take them
+(``RoundValue._copy_of``); this guard asks the same ``_redundancy.CopyFinder``, with the
+same definition of a copy, at each event of any round, count mode's single round
+included. It vets the candidates in the order the event will take them
 (``SequentialAttention.next_event_ranking``) and makes each copy ineligible, so the event
 takes the next candidate instead. It reads only the selection state and a fixed sample of
 validation rows, so the order it leaves is the same on any machine and after a resume.

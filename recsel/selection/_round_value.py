@@ -31,8 +31,8 @@ INCONCLUSIVE_SE = 4.0
 
 class RoundValue:
     """Copy guard and masked value checks; the host sets ``trainer``, ``config``,
-    ``features``, ``marginal_auc``, ``merged_gains``, ``_copy_finder`` (None until first used),
-    ``skipped_copies`` and ``rejected``."""
+    ``features``, ``marginal_auc``, ``merged_gains``, ``_copy_finder`` (None until first
+    used), ``skipped_copies`` and ``rejected``."""
 
     def _copy_of(self, name: str, selected: set[str]) -> str | None:
         """The selected feature that ``name`` copies (``recsel.selection._redundancy``), if any.

@@ -17,10 +17,15 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import tensorflow as tf
 
 from recsel.sequential_attention import SequentialAttention
+
+if TYPE_CHECKING:
+    from recsel.model.layer import SequentialAttentionEmbedding
 
 
 class TrajectoryBuffer:
@@ -72,7 +77,12 @@ class TrajectoryBuffer:
         return list(zip(self.steps.numpy()[:count].tolist(), self.rows.numpy()[:count]))
 
 
-def write_summaries(writer, layer, step: int, weights: np.ndarray) -> None:
+def write_summaries(
+    writer: tf.summary.SummaryWriter,
+    layer: SequentialAttentionEmbedding,
+    step: int,
+    weights: np.ndarray,
+) -> None:
     """Writes one trajectory point to TensorBoard: selection counts and every feature's gate.
 
     Args:
