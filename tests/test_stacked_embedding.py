@@ -171,12 +171,23 @@ def test_gated_layer_output_keeps_feature_column_order():
 
 
 def test_l2_penalty_is_that_of_the_concatenated_embeddings():
+    """The penalty acts in the gradient (``row_penalty``): the tables' gradient is the
+    one of ``l2 * mean_b(sum(concat ** 2))`` added to the loss, bit for bit."""
     layer = PrunedEmbedding(FEATURES, l2=1e-2)
     inputs = to_numpy_inputs(_frame(40, seed=3), FEATURES)
-    layer(inputs)
-    concat = _reference_output(_reference(layer), inputs)
-    expected = 1e-2 * np.mean(np.sum(concat.astype(np.float64) ** 2, axis=1))
-    np.testing.assert_allclose(float(layer.losses[-1]), expected, rtol=1e-5)
+    weights = tf.random.stateless_normal([40, layer.output_width], seed=[3, 4])
+    with tf.GradientTape() as tape:
+        data_loss = tf.reduce_sum(layer(inputs) * weights)
+    penalised = tape.gradient(data_loss, layer.trainable_variables)
+    assert layer.losses == []  # the reported loss is the data loss alone
+    layer.l2 = 0.0
+    with tf.GradientTape() as tape:
+        concat = layer(inputs)
+        loss = tf.reduce_sum(concat * weights)
+        loss += 1e-2 * tf.reduce_mean(tf.reduce_sum(tf.square(concat), axis=1))
+    expected = tape.gradient(loss, layer.trainable_variables)
+    for got, want in zip(penalised, expected):
+        np.testing.assert_array_equal(tf.convert_to_tensor(got), tf.convert_to_tensor(want))
 
 
 def test_vocabulary_without_oov_rows_is_rejected_with_the_feature_named():

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from recsel.model.row_penalty import penalise_rows
 from recsel.spec.features import FeatureSpec
 
 
@@ -129,9 +130,7 @@ class FeatureEmbedding(tf_keras.layers.Layer):
         else:
             ids = self.lookup(value)
             out = tf.gather(self.table, tf.cast(ids, tf.int32))
-        if self.l2 > 0:
-            self.add_loss(self.l2 * tf.reduce_mean(tf.reduce_sum(tf.square(out), axis=1)))
-        return out
+        return penalise_rows(out, self.l2)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "spec": self.spec.to_dict(), "l2": self.l2}

@@ -17,6 +17,7 @@ import tensorflow as tf
 import tf_keras
 
 from recsel.model.embedding import StackedEmbedding, stack_key
+from recsel.model.row_penalty import penalise_rows
 from recsel.spec.features import FeatureSet, FeatureSpec
 
 
@@ -91,10 +92,8 @@ class EmbeddingTables(tf_keras.layers.Layer):
                 parts.append(split[i][taken[i]])
                 taken[i] += 1
             embedded = tf.concat(parts, axis=1)
-        if self.l2 > 0:
-            # The penalty is a sum over all columns, so the column order does not matter.
-            self.add_loss(self.l2 * tf.reduce_mean(tf.reduce_sum(tf.square(embedded), axis=1)))
-        return embedded
+        # The penalty is a sum over all columns, so the column order does not matter.
+        return penalise_rows(embedded, self.l2)
 
     def _check_inputs(self, inputs: dict) -> None:
         missing = [n for n in self.features.names if n not in inputs]
