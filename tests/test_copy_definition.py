@@ -59,3 +59,23 @@ def test_copy_finder_returns_the_first_copy_in_the_order_asked():
     assert finder.first_copy("a", ["skew_a", "noisy", "relabel"]) == "noisy"
     assert finder.first_copy("skew_b", ["skew_a", "a"]) is None
     assert finder.first_copy("a", []) is None
+
+
+def test_an_exact_relabelling_of_many_values_is_a_copy_where_lambda_gives_no_verdict():
+    """200 values on 2,000 rows (10 per value) is past lambda's limit; only a bijection
+    on the sample is judged there, and neither independence nor many-to-one is one."""
+    rng = np.random.default_rng(7)
+    rows = 2000
+    source = pd.Series(rng.integers(0, 200, rows)).map(lambda v: f"s{v}")
+    relabel = {f"s{v}": f"w{p}" for v, p in enumerate(rng.permutation(200))}
+    assert redundancy(source, source.map(relabel)) == 1.0
+    independent = pd.Series(rng.integers(0, 200, rows)).map(lambda v: f"i{v}")
+    assert redundancy(source, independent) is None
+    # Each source value maps to one of 180 "zip codes", 20 of them shared (user -> zip).
+    zips = {f"s{v}": f"z{min(v, 179)}" if v < 180 else f"z{v - 180}" for v in range(200)}
+    assert redundancy(source, source.map(zips)) is None
+    a_few_rows_changed = source.map(relabel).where(rng.random(rows) > 0.001, "w0")
+    assert redundancy(source, a_few_rows_changed) is None
+    # 1,000 values on 2,000 rows: too few rows per value for any verdict, even a bijection.
+    ids = pd.Series(rng.integers(0, 1000, rows)).map(lambda v: f"u{v}")
+    assert redundancy(ids, ids.map(lambda v: "x" + v)) is None
