@@ -278,3 +278,21 @@ def test_a_passing_or_inconclusive_new_feature_stays(monkeypatch):
     )
     controller.measure_round(record, pruned=None, kept=None)
     assert layer.selected_features() == ["a", "b", "c"] and controller.rejected == set()
+
+
+@pytest.mark.parametrize(
+    "gain, se, alone, together",
+    [
+        (0.0006, 0.0005, True, False),  # ID-like pick of a merged round (balanced seed 20)
+        (0.00066, 0.00027, True, False),  # noise pick (balanced seed 4)
+        (0.007, 0.0034, True, True),  # an informative pick well above its error
+        (0.0002, 0.0065, True, True),  # inconclusive: the model leans on it heavily
+        (-0.0027, 0.0014, False, False),
+    ],
+)
+def test_a_merged_round_asks_each_gain_to_clear_the_tolerance_by_one_error(
+    gain, se, alone, together
+):
+    controller, _ = _controller([])
+    assert controller._passes(gain, se) is alone
+    assert controller._passes_together(gain, se) is together
