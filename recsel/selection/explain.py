@@ -164,11 +164,12 @@ def _left_selection(result) -> dict[str, dict[str, Any]]:
                 )
                 out[name] = {"reason": "no_value", "round": number, "detail": detail}
         seen.update(record.selected)
-    for name, (gain, _) in budget.get("merged_round_gains", {}).items():
+    for name, (gain, se) in budget.get("merged_round_gains", {}).items():
         if name in rejected and name not in out:  # left before its round's record was made
             detail = (
                 f"selected in round 1 (one merged round) but added too little validation AUC "
-                f"when masked off ({gain:+.4f} AUC), or did not fit; it left before fine-tuning"
+                f"when masked off ({gain:+.4f} +- {se:.4f} AUC; judged together, a gain must "
+                "clear the tolerance by one error), or did not fit; it left before fine-tuning"
             )
             out[name] = {"reason": "no_value", "round": 1, "detail": detail}
     return out
