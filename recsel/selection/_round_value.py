@@ -129,9 +129,10 @@ class RoundValue:
         gain = self.marginal_auc.get(record.index)
         return gain is None or self._passes(gain, self.marginal_se.get(record.index, 0.0))
 
-    def _passes(self, gain: float, se: float) -> bool:
-        """Whether a masked gain adds ``plateau_tolerance`` AUC, or is ``_inconclusive``."""
-        return gain >= self.config.plateau_tolerance or self._inconclusive(gain, se)
+    def _passes(self, gain: float, se: float, errors: float = 0.0) -> bool:
+        """Whether a masked gain adds ``plateau_tolerance`` AUC with ``errors`` standard
+        errors to spare, or is ``_inconclusive``."""
+        return gain - errors * se >= self.config.plateau_tolerance or self._inconclusive(gain, se)
 
     def _passes_together(self, gain: float, se: float) -> bool:
         """``_passes`` for one of several features judged at once (a merged round): the
@@ -146,7 +147,7 @@ class RoundValue:
         26 clean against 24, and on 20 draws never looked at before (seeds 40-44, 50-54)
         18 against 17, dropping no informative group on any of the 50.
         """
-        return gain - se >= self.config.plateau_tolerance or self._inconclusive(gain, se)
+        return self._passes(gain, se, errors=1.0)
 
     def _drop(self, names: list[str]) -> None:
         """Takes ``names`` out of the layer's selection (features and their chunks) and

@@ -138,8 +138,8 @@ def _merged_round(
     steps, planned as a count run's round is; None if it holds no more than ``fewer``.
 
     Its features are vetted together after the round (``RoundValue.vet_merged_round``):
-    each is masked off the trained model, and those that add no validation AUC leave
-    before the round's fine-tuning, as later one-feature rounds would have dropped them.
+    each is masked off the trained model, and those whose validation AUC gain does not
+    clear the tolerance by one standard error leave before the round's fine-tuning.
     """
     best = None
     for count in range(fewer + 1, target + 1):
