@@ -25,6 +25,7 @@ import pandas as pd
 import tensorflow as tf
 
 from recsel.inputs.frame_dataset import to_dataset
+from recsel.inputs.readers import FileStream
 from recsel.spec.features import FeatureSet
 
 
@@ -108,8 +109,8 @@ def first_labels(source: BatchSource, rows: int) -> np.ndarray:
     """The labels of a source's first ``rows`` rows (unshuffled), as float64.
 
     The same rows as ``source.sample_frame(rows)`` gives, without turning every feature
-    column into Python cells and a frame: for the training base rate only the label is
-    needed, and the cells cost 0.4-0.8 s per 4096 rows of 40 candidates.
+    column into Python cells and a frame (0.4-0.8 s per 4096 rows of 40 candidates) or,
+    from a file stream, parsing them: for the training base rate only the label is needed.
 
     Args:
         source: A labelled ``BatchSource``.
@@ -126,7 +127,10 @@ def first_labels(source: BatchSource, rows: int) -> np.ndarray:
     """
     if source.label is None:
         raise ValueError("first_labels(): the source has no label column.")
-    for _, labels in source.dataset(rows, shuffle=False, num_epochs=1).take(1):
+    # A file stream parses the label alone (0.04 s for 4096 rows of 40 candidates,
+    # against 0.25-0.35 s for every column); the rows are the same.
+    narrow = {"columns": []} if isinstance(source, FileStream) else {}
+    for _, labels in source.dataset(rows, shuffle=False, num_epochs=1, **narrow).take(1):
         return labels.numpy().astype(np.float64).reshape(-1)
     raise ValueError(f"first_labels(): the source of {source.label!r} holds no rows.")
 

@@ -8,7 +8,7 @@ one pipeline or one frame conversion that later evaluations re-iterate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,7 @@ import tf_keras
 from sklearn.metrics import log_loss, roc_auc_score
 
 from recsel.inputs.frame_dataset import FrameBatches
+from recsel.inputs.readers import FileStream
 from recsel.inputs.source import BatchSource, FrameSource
 from recsel.spec.features import FeatureSet
 
@@ -59,6 +60,7 @@ class ValidationRows:
         self._head: pd.DataFrame | None = None  # the validation head read so far
         self._head_rows = 0  # how many rows that read asked for
         self._batches = None  # built on first evaluation, then re-iterated
+        self._narrow_batches: dict[tuple[str, ...], tf.data.Dataset] = {}  # per feature set
 
     @property
     def serving_sample(self) -> pd.DataFrame:
@@ -86,11 +88,23 @@ class ValidationRows:
         head = self._head
         return head if len(head) <= rows else head.iloc[:rows].copy()
 
-    def batches(self) -> Iterable[tuple[dict, tf.Tensor]]:
+    def batches(self, names: Sequence[str] | None = None) -> Iterable[tuple[dict, tf.Tensor]]:
         """The rows in order, as ``(inputs, label)`` batches of ``EVAL_BATCH_ROWS``, built on
         first use and re-iterated: a stream's pipeline, or a frame's ``FrameBatches`` (the
         same batches, sliced from one conversion; a pipeline per run cost 0.1-0.2 s).
+
+        Args:
+            names: The features the caller reads (default: every candidate). A file
+                stream then parses only those: parsing is most of an evaluation, 0.37-0.46 s
+                for 20k rows of 40 candidates, and a round's pruned model reads a few.
         """
+        if names is not None and isinstance(self.source, FileStream):
+            key = tuple(sorted(names))
+            if key not in self._narrow_batches:
+                self._narrow_batches[key] = self.source.dataset(
+                    EVAL_BATCH_ROWS, shuffle=False, num_epochs=1, columns=key
+                )
+            return self._narrow_batches[key]
         if self._batches is None:
             source = self.source
             self._batches = (
@@ -114,7 +128,7 @@ class ValidationRows:
         """
         logits, labels = [], []
         try:
-            for inputs, label in self.batches():
+            for inputs, label in self.batches(names):
                 kept = inputs if names is None else {name: inputs[name] for name in names}
                 logits.append(model(kept, training=False).numpy()[:, 0])
                 labels.append(label.numpy())

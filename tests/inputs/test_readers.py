@@ -227,11 +227,11 @@ open_now, most = [0], [0]
 read = FileStream.arrow_batches
 
 
-def counted(self, path):
+def counted(self, path, columns=None):
     open_now[0] += 1
     most[0] = max(most[0], open_now[0])
     try:
-        yield from read(self, path)
+        yield from read(self, path, columns)
     finally:
         open_now[0] -= 1
 
@@ -303,3 +303,26 @@ def test_autotune_is_off_by_default_and_the_order_does_not_depend_on_it(shards):
     assert plain.dataset().options().autotune.enabled is False
     assert tuned.dataset().options().autotune.enabled is True
     np.testing.assert_array_equal(_prices(plain), _prices(tuned))
+
+
+@pytest.mark.parametrize("pattern", ["train-*.tfrecord.gz", "part-*.parquet", "part-*.csv"])
+def test_a_read_of_some_columns_gives_those_columns_of_the_same_rows(shards, pattern):
+    """Evaluation parses only the features a pruned model reads: the rows, their order and
+    their values must be those of a full read."""
+    stream = FileStream(f"{shards}/{pattern}", FEATURES, StreamOptions(64, seed=5), "clicked")
+    full = list(stream.dataset(shuffle=True))
+    narrow = list(stream.dataset(shuffle=True, columns=["tags"]))
+    assert len(narrow) == len(full)
+    for (inputs, labels), (kept, kept_labels) in zip(full, narrow):
+        assert set(kept) == {"tags"}
+        np.testing.assert_array_equal(kept_labels.numpy(), labels.numpy())
+        want = (
+            tf.RaggedTensor.from_sparse(inputs["tags"])
+            if isinstance(inputs["tags"], tf.SparseTensor)
+            else inputs["tags"]
+        )
+        got = kept["tags"]
+        got = tf.RaggedTensor.from_sparse(got) if isinstance(got, tf.SparseTensor) else got
+        assert got.to_list() == want.to_list()
+    with pytest.raises(KeyError, match="no_such"):
+        stream.dataset(columns=["no_such"])
