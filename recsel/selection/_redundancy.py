@@ -168,13 +168,17 @@ class CopyFinder:
     def first_copy(self, name: str, others: list[str]) -> str | None:
         """The first of ``others`` (in their order) that ``name`` copies, if any."""
         for other in others:
-            key = (name, other)
-            if key not in self._scores:
-                self._scores[key] = redundancy_of(self._column(name), self._column(other))
-            score = self._scores[key]
+            score = self.score(name, other)
             if score is not None and score >= REDUNDANCY_THRESHOLD:
                 return other
         return None
+
+    def score(self, name: str, other: str) -> float | None:
+        """``redundancy`` of the two columns on the sample (computed once per pair)."""
+        key = (name, other)
+        if key not in self._scores:
+            self._scores[key] = redundancy_of(self._column(name), self._column(other))
+        return self._scores[key]
 
     def _column(self, name: str) -> Column:
         if name not in self._columns:

@@ -127,12 +127,13 @@ def select(
     # Widths-only runs judge chunks by ablation on held-out rows: more rows, more power.
     rows = width_value.SAMPLE_ROWS if keep_all else _explain.SAMPLE_ROWS
     sample = _explain.validation_sample(valid, config.seed, rows, head=trainer.valid_head)
-    trainer.before_feature_event = CopyGuard(trainer.layer, sample).before_event
+    guard = CopyGuard(trainer.layer, sample)
+    trainer.before_feature_event = guard.before_event
     rounds, curves = _run_rounds(trainer, schedule, resumed, budget_controller, keep_all, sample)
     _warn_if_repeated(trainer, config)
     trainer.clear_checkpoints()
     result = _result(trainer, features, config, rounds, curves, budget_controller, started)
-    result.dropped_reasons = _explain.dropped_reasons(result, features, sample)
+    result.dropped_reasons = _explain.dropped_reasons(result, features, sample, guard.copies)
     trainer.close()
     return result
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
-from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, Column, redundancy, redundancy_of
+from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, CopyFinder, redundancy
 from recsel.spec.features import FeatureSet
 
 SAMPLE_ROWS = 5000  # enough for AUC to 2-3 decimals; k tower passes over it stay cheap
@@ -176,7 +176,10 @@ def _left_selection(result) -> dict[str, dict[str, Any]]:
 
 
 def dropped_reasons(
-    result, features: FeatureSet | None = None, sample: pd.DataFrame | None = None
+    result,
+    features: FeatureSet | None = None,
+    sample: pd.DataFrame | None = None,
+    copies: CopyFinder | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Why each dropped candidate of ``result`` was dropped (see the module docstring).
 
@@ -184,6 +187,8 @@ def dropped_reasons(
         result: The ``SelectionResult`` (its ``rounds`` and ``final_round`` are read).
         features: The candidate specs (unused until specs record a frequency threshold).
         sample: Validation rows for the copy check; None skips it.
+        copies: The run's ``CopyFinder`` on ``sample`` (the copy guard's), whose prepared
+            columns and pair scores are reused; default: a new one.
 
     Returns:
         ``{feature: {"reason": ..., "detail": str, ...}}`` for every dropped candidate.
@@ -191,7 +196,8 @@ def dropped_reasons(
     over = _over_budget(result)
     left = _left_selection(result)
     out: dict[str, dict[str, Any]] = {}
-    columns = None if sample is None else {n: Column(sample[n]) for n in sample.columns}
+    if copies is None and sample is not None:
+        copies = CopyFinder(sample)
     ensemble = (result.provenance or {}).get("ensemble")
     for name in result.dropped:
         if ensemble:  # a consensus: the runs' votes decided, not one run's attention
@@ -210,7 +216,7 @@ def dropped_reasons(
                 "detail": f"selected in round {over[name]}, which went over the budget",
             }
             continue
-        copy = _best_copy(name, result.selected, columns)
+        copy = _best_copy(name, result.selected, copies)
         if copy is not None:
             of, score = copy
             out[name] = {
@@ -227,16 +233,14 @@ def dropped_reasons(
     return out
 
 
-def _best_copy(
-    name: str, kept: list[str], columns: dict[str, Column] | None
-) -> tuple[str, float] | None:
-    if columns is None or name not in columns:
+def _best_copy(name: str, kept: list[str], copies: CopyFinder | None) -> tuple[str, float] | None:
+    if copies is None or name not in copies.sample.columns:
         return None
     best = None
     for other in kept:
-        if other not in columns:
+        if other not in copies.sample.columns:
             continue
-        score = redundancy_of(columns[name], columns[other])
+        score = copies.score(name, other)
         if (
             score is not None
             and score >= REDUNDANCY_THRESHOLD
