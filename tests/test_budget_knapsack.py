@@ -188,6 +188,13 @@ def test_a_fresh_controller_restored_from_the_checkpoint_state_judges_the_same()
     assert fresh.state() == controller.state()
     assert fresh.rejected == {"genres"} and fresh.discarded == {2}
     assert fresh.marginal_auc == controller.marginal_auc and fresh.marginal_auc  # gains back
+    assert fresh.merged_gains == {} == controller.merged_gains
+    controller.merged_gains = {"zip_code": (0.0004, 0.0003), "genres": (-0.001, 0.0005)}
+    fresh.restore_state(json.loads(json.dumps(controller.state())))
+    assert fresh.merged_gains == controller.merged_gains  # the merged round's reasons too
+    controller.merged_gains = {}
+    fresh.restore_state({k: v for k, v in saved.items() if k != "merged_gains"})  # older
+    assert fresh.merged_gains == {}
     kept = ["movie_id", "zip_code"]
     plan = fresh.plan_round(kept, _widths(kept), 1)
     assert plan.eligible.tolist() == [0.0, 0.0, 1.0, 0.0]

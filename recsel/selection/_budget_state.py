@@ -4,10 +4,11 @@
 in the layer: which features failed their masked check or went over budget and left
 the selection (never eligible again), each round's masked gain and its error (the
 plateau streak and the final round are computed from them), the features the last
-round kept and whether it measured within its limit. A run killed and resumed must get
-all of it back, or it re-admits a dropped feature, skips the next round's masked check
-(every feature looks new) and counts the streak afresh, and so ends on another
-selection. ``rounds.run_round`` and the driver put ``state()`` into the trainer's
+round kept and whether it measured within its limit, and a merged round's per-feature
+gains. A run killed and resumed must get all of it back, or it re-admits a dropped
+feature, skips the next round's masked check (every feature looks new), counts the
+streak afresh and so ends on another selection, or reports no reason for what a merged
+round dropped. ``rounds.run_round`` and the driver put ``state()`` into the trainer's
 checkpoint bookkeeping under ``"budget"``; the driver hands it to ``restore_state``.
 
 Example:
@@ -72,6 +73,9 @@ class BudgetState:
             # Full-model timings the load-spike test compares a round's against.
             "latest_full_model_ms": _plain(self._latest_full_model_ms),
             "quietest_full_model_ms": _plain(self._quietest_full_model_ms),
+            # A merged round's masked gains: the report's reasons for the features it
+            # dropped, lost if a run resumed in that round's fine-tuning forgot them.
+            "merged_gains": {n: [float(g), float(e)] for n, (g, e) in self.merged_gains.items()},
         }
 
     def restore_state(self, state: dict | None) -> None:
@@ -105,3 +109,5 @@ class BudgetState:
         self.skipped_constant = list(state["skipped_constant"])
         self._latest_full_model_ms = state["latest_full_model_ms"]
         self._quietest_full_model_ms = state["quietest_full_model_ms"]
+        # Checkpoints written before merged gains were saved lack the key.
+        self.merged_gains = {n: (g, e) for n, (g, e) in state.get("merged_gains", {}).items()}
