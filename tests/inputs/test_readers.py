@@ -326,3 +326,14 @@ def test_a_read_of_some_columns_gives_those_columns_of_the_same_rows(shards, pat
         assert got.to_list() == want.to_list()
     with pytest.raises(KeyError, match="no_such"):
         stream.dataset(columns=["no_such"])
+
+
+def test_remote_shards_read_in_parallel_in_the_local_order(shards):
+    """Local shards are interleaved sequentially (the parallel interleave cost more CPU
+    than it saved), remote ones in parallel; the rows' order must not depend on which."""
+    options = StreamOptions(50, shuffle_buffer=128, seed=3, cycle_length=2)
+    local = FileStream(f"{shards}/train-*.tfrecord.gz", FEATURES, options, "clicked")
+    remote = FileStream(f"{shards}/train-*.tfrecord.gz", FEATURES, options, "clicked")
+    remote._remote = True  # as for gs:// paths, which this test cannot reach
+    assert not local._remote
+    np.testing.assert_array_equal(_prices(local), _prices(remote))
