@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
 
 import recsel  # noqa: F401  (pins Keras 2 before TensorFlow loads)
@@ -65,6 +66,24 @@ def test_overrides_and_exclude():
     frame = _frame().assign(user_id=[7.0, 8.0, np.nan, 9.0, 7.0, 8.0, 10.0, 11.0])
     spec = infer_feature_set(frame, "clicked", min_count=1)["user_id"]
     assert (spec.kind, spec.dtype, spec.vocabulary) == ("categorical", "int64", (7, 8, 9, 10, 11))
+
+
+def test_a_row_index_pandas_wrote_is_not_a_candidate(tmp_path):
+    frame = _frame().set_axis([3, 1, 4, 15, 9, 2, 6, 5])  # not a RangeIndex: pandas writes it
+    frame.to_parquet(tmp_path / "rows.parquet")
+    frame.to_csv(tmp_path / "rows.csv")
+    table = pa.parquet.read_table(tmp_path / "rows.parquet")
+    assert "__index_level_0__" in table.column_names
+    from_csv = pd.read_csv(tmp_path / "rows.csv")
+    assert from_csv.columns[0] == "Unnamed: 0"
+    for rows, written in ((table, "__index_level_0__"), (from_csv, "Unnamed: 0")):
+        with pytest.warns(UserWarning, match=f"'{written}' is the row index pandas wrote"):
+            features = infer_feature_set(rows, "clicked", min_count=1)
+        assert features.names == infer_feature_set(_frame(), "clicked", min_count=1).names
+    # A nameless column elsewhere is data with a missing header, and stays.
+    unnamed = from_csv.rename(columns={"visits": "Unnamed: 3"})
+    with pytest.warns(UserWarning, match="'Unnamed: 0'"):
+        assert "Unnamed: 3" in infer_feature_set(unnamed, "clicked", min_count=1).names
 
 
 def test_bad_overrides():

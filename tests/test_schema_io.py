@@ -147,6 +147,17 @@ def test_disabled_and_unsupported_features_are_skipped():
     assert features.names == ["a"]
 
 
+def test_a_row_index_pandas_wrote_is_not_a_candidate(frame):
+    # Parquet shards that pandas wrote with their index, read by TFDV: the statistics (and
+    # so the schema) hold "__index_level_0__", one distinct value per row.
+    written = frame.set_axis(np.arange(len(frame)) * 7).reset_index(names="__index_level_0__")
+    stats = tfdv.generate_statistics_from_dataframe(written)
+    with pytest.warns(UserWarning, match="'__index_level_0__' is the row index pandas wrote"):
+        features = schema_io.feature_set_from_schema(tfdv.infer_schema(stats), "clicked", stats)
+    assert "__index_level_0__" not in features.names
+    assert sorted(features.names) == ["country", "item_id", "price", "tags", "user"]
+
+
 def test_missing_label_names_it_and_the_features():
     schema = schema_io.read_schema(EXAMPLE)
     with pytest.raises(ValueError, match=r"Label 'purchased'.*country.*clicked"):

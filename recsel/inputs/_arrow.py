@@ -12,11 +12,13 @@ the bottleneck (about 3k rows/s). Nothing here loops over rows in Python.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsel.spec.features import FeatureSet, FeatureSpec
+from recsel.spec.features import MISSING_CATEGORY, FeatureSet, FeatureSpec
 
 _VALUE_TYPES = {"string": pa.binary(), "int64": pa.int64(), "float32": pa.float32()}
 
@@ -62,7 +64,9 @@ class ExampleEncoder:
             return _list_column(column, spec, self.separator, path)
         if spec.kind == "numeric":
             return _scalar_list(column, pa.float32(), name, path)
-        return _scalar_list(column, _VALUE_TYPES[spec.dtype], name, path)
+        # A missing category reads as in a frame (recsel.inputs.tabular): the OOV row.
+        missing = MISSING_CATEGORY[spec.dtype]
+        return _scalar_list(column, _VALUE_TYPES[spec.dtype], name, path, missing)
 
 
 def _cast(column: pa.Array, to: pa.DataType, name: str, path: str) -> pa.Array:
@@ -79,15 +83,21 @@ def _cast(column: pa.Array, to: pa.DataType, name: str, path: str) -> pa.Array:
         ) from err
 
 
-def _scalar_list(column: pa.Array, to: pa.DataType, name: str, path: str) -> pa.ListArray:
-    """A scalar column as one-item lists (the encoder's form), after checking for nulls."""
-    if column.null_count:
+def _scalar_list(
+    column: pa.Array, to: pa.DataType, name: str, path: str, missing: Any = None
+) -> pa.ListArray:
+    """A scalar column as one-item lists (the encoder's form); nulls become ``missing``,
+    or are an error where it is None (numbers and labels: a null there has no meaning)."""
+    if column.null_count and missing is None:
         raise ValueError(
             f"{path}: column {name!r} has {column.null_count} missing value(s) in a scalar "
             "feature; fill them when writing the shards, or declare the feature as a list."
         )
+    values = _cast(column, to, name, path)
+    if values.null_count:
+        values = pc.fill_null(values, pa.scalar(missing, to))
     offsets = pa.array(np.arange(len(column) + 1, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, _cast(column, to, name, path))
+    return pa.ListArray.from_arrays(offsets, values)
 
 
 def _list_column(column: pa.Array, spec: FeatureSpec, sep: str, path: str) -> pa.Array:

@@ -24,8 +24,10 @@ from recsel.inputs.spec_rules import SOURCE as _SOURCE
 from recsel.inputs.spec_rules import (
     categorical_spec,
     is_id_name,
+    is_written_index,
     numeric_spec,
     vocabulary_from_counts,
+    warn_written_index,
 )
 from recsel.inputs.table_io import clean_list_values, holds_lists, list_array
 from recsel.inputs.tabular import arrow_to_frame, normalise_categorical
@@ -285,6 +287,9 @@ def infer_feature_set(
     options = (categorical, numeric, max_vocab_size, min_count, num_buckets, numeric_transform)
     for index, name in enumerate(columns):
         if name == label or name in exclude:
+            continue
+        if is_written_index(name):
+            warn_written_index(name, stacklevel=2)
             continue
         spec = None
         if table is not None:

@@ -23,6 +23,7 @@ from google.protobuf import message, text_format
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from recsel.atomic import read_text
+from recsel.inputs.spec_rules import is_written_index, warn_written_index
 from recsel.spec.features import FeatureSet, FeatureSpec
 from recsel.spec.tfmd import in_production
 
@@ -316,6 +317,9 @@ def feature_set_from_schema(
     specs = []
     for feature in schema.feature:
         if feature.name == label or not in_production(feature):
+            continue
+        if is_written_index(feature.name):
+            warn_written_index(feature.name)
             continue
         if feature.name in sparse_parts:
             warnings.warn(

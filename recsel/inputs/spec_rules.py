@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from typing import Any
 
@@ -20,6 +21,26 @@ import pandas as pd
 from recsel.spec.features import FeatureSpec
 
 SOURCE = "training data"
+
+# The names of a row index that pandas wrote into a file: "__index_level_0__" (and up) in
+# Parquet, and "Unnamed: 0", pandas' name for the empty first header that to_csv writes
+# for it. Row positions, never data, and an ID-like trap if they were candidates.
+_WRITTEN_INDEX = re.compile(r"__index_level_\d+__|Unnamed: 0")
+
+
+def is_written_index(name: str) -> bool:
+    """Whether ``name`` is the column of a row index that pandas wrote into a file."""
+    return _WRITTEN_INDEX.fullmatch(name) is not None
+
+
+def warn_written_index(name: str, stacklevel: int = 3) -> None:
+    """Says that the written row index ``name`` is not a candidate, and how to avoid it."""
+    warnings.warn(
+        f"recsel: column {name!r} is the row index pandas wrote into the file "
+        "(to_parquet or to_csv without index=False), so it is not a candidate. Write the "
+        "file with index=False, or rename the column to keep it as a feature.",
+        stacklevel=stacklevel,
+    )
 
 
 def is_id_name(name: str) -> bool:

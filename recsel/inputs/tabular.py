@@ -36,7 +36,7 @@ from recsel.inputs.table_io import (
     rows_of,
     split_list_cells,
 )
-from recsel.spec.features import FeatureSet, FeatureSpec
+from recsel.spec.features import MISSING_CATEGORY, FeatureSet, FeatureSpec
 
 __all__ = [
     "MissingColumnError",
@@ -130,7 +130,7 @@ def _as_str(value: Any) -> str:
 def _clean_scalars(values: pd.Series, dtype: str) -> pd.Series:
     """Vectorised cleaning of scalar categorical values: missing -> "" / -1."""
     if dtype == "string":
-        out = values.astype(object).where(~values.isna(), "")
+        out = values.astype(object).where(~values.isna(), MISSING_CATEGORY["string"])
         if pd.api.types.infer_dtype(out, skipna=False) != "string":
             out = out.map(_as_str)
         return out.astype(object)
@@ -144,7 +144,8 @@ def _clean_scalars(values: pd.Series, dtype: str) -> pd.Series:
     bad |= np.isfinite(arr) & (arr != np.round(arr))
     if bad.any():
         raise ValueError(f"non-integer values such as {values[bad].unique()[:3].tolist()}")
-    return pd.Series(np.where(np.isnan(arr), -1, arr).astype(np.int64), index=values.index)
+    missing = MISSING_CATEGORY["int64"]
+    return pd.Series(np.where(np.isnan(arr), missing, arr).astype(np.int64), index=values.index)
 
 
 def _plain_lists(series: pd.Series, array: pa.ListArray) -> bool:

@@ -28,6 +28,9 @@ KINDS = ("categorical", "multi_categorical", "numeric")
 COMBINERS = ("mean", "sum", "sqrtn")
 NUMERIC_TRANSFORMS = ("normalize", "bucketize")
 DTYPES = ("string", "int64", "float32")
+# What a missing categorical value reads as in a frame and in a Parquet or CSV stream
+# (a null cell), so both look it up as the same row: OOV, as it is never in a vocabulary.
+MISSING_CATEGORY = {"string": "", "int64": -1}
 
 
 @dataclasses.dataclass(frozen=True)

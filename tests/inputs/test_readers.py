@@ -18,6 +18,7 @@ from recsel.inputs import FileStream, StreamOptions
 from recsel.inputs.frame_dataset import to_dataset
 from recsel.inputs.readers import READ_ROWS
 from recsel.inputs.source import first_labels
+from recsel.inputs.tabular import validate_frame
 from recsel.spec.features import FeatureSet, FeatureSpec
 
 ROWS_PER_SHARD = 300
@@ -185,6 +186,26 @@ def test_a_parquet_shard_missing_a_column_is_named(tmp_path):
             pass
     message = str(stream.explain_error(raised.value))
     assert "b.parquet" in message and "price" in message
+
+
+def test_a_missing_category_in_a_parquet_shard_reads_as_in_a_frame(tmp_path):
+    frame = _rows(0, 60)
+    frame["user"] = frame.user.where(frame.index % 4 != 1, None)  # 15 null cells
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "a.parquet")
+    options = StreamOptions(20, shuffle_buffer=0, shuffle_files=False)
+    stream = FileStream(str(tmp_path / "a.parquet"), FEATURES, options, "clicked")
+    users = np.concatenate([inputs["user"].numpy() for inputs, _ in stream.dataset()])
+    cleaned = validate_frame(frame, FEATURES, "clicked")  # the frame path's missing category
+    assert (cleaned.user == "").sum() == 15
+    np.testing.assert_array_equal(users, cleaned.user.str.encode("utf-8").to_numpy())
+    # A missing number has no such reading: the shard and the column are named.
+    frame["price"] = frame.price.where(frame.index != 7, None)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "a.parquet")
+    with pytest.raises(Exception) as raised:
+        for _ in stream.dataset():
+            pass
+    message = str(stream.explain_error(raised.value))
+    assert "a.parquet: column 'price' has 1 missing value(s)" in message
 
 
 def test_a_spec_that_does_not_match_the_data_names_feature_and_file(shards):
