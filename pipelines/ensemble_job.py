@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from recsel.beam.ensemble import EnsembleJob, run_ensemble
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    quiet.install(verbose=args.verbose or None)  # recsel's lines: one plain line each
+    # recsel's lines: one plain line each
+    quiet.install(verbose=args.verbose or None, command_line=True)
     if args.quiet:
         logging.getLogger("recsel").setLevel(logging.WARNING)
     try:

@@ -421,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from recsel import quiet
     from recsel.params import parse_latency_budget
 
-    quiet.install(verbose=args.verbose or None)
+    quiet.install(verbose=args.verbose or None, command_line=True)
 
     budget = None
     if args.latency_budget.lower() != "none":

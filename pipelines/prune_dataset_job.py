@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from recsel import quiet
 
-    quiet.install(verbose=args.verbose or None)
+    quiet.install(verbose=args.verbose or None, command_line=True)
     from recsel.beam.prune_dataset import PruneJob, run_prune
 
     keep = [c.strip() for item in args.keep_columns for c in item.split(",") if c.strip()]

@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from recsel import quiet
 
-    quiet.install(verbose=args.verbose or quiet.verbose_requested([]))
+    quiet.install(verbose=args.verbose or quiet.verbose_requested([]), command_line=True)
     from recsel._cli_report import run_report
 
     commands = {"select": run_select, "demo": run_demo, "report": run_report}

@@ -77,11 +77,13 @@ def is_verbose() -> bool:
     return _state["verbose"]
 
 
-def install(verbose: bool | None = None) -> None:
+def install(verbose: bool | None = None, command_line: bool = False) -> None:
     """Applies quiet (or verbose) mode; safe to call again, e.g. after parsing ``--verbose``.
 
     Args:
         verbose: Show everything; default ``verbose_requested()``.
+        command_line: A shell's ``main`` (the CLI, ``pipelines/*``): in quiet mode
+            recsel's warnings then print as plain lines (``plain_warnings``).
     """
     verbose = verbose_requested() if verbose is None else verbose
     _state["verbose"] = verbose
@@ -92,7 +94,41 @@ def install(verbose: bool | None = None) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _warning_filters(verbose)
     _python_loggers(verbose)
+    if command_line and not verbose:
+        plain_warnings()
     _state["installed"] = True
+
+
+def plain_warnings() -> None:
+    """Command lines: recsel's own warnings print as ``recsel WARNING: message``.
+
+    Python's format adds the file and line the warning names and that line's source,
+    which in a command line point into recsel (``cli.py:99: UserWarning: ...`` and then
+    ``result = select(``), not at anything the user can change. Warnings from other
+    code keep Python's format. Call it once a shell has chosen quiet mode.
+
+    Example:
+        >>> quiet.install(verbose=False); quiet.plain_warnings()
+    """
+    if getattr(warnings.showwarning, "_recsel", False):
+        return
+    python_format = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if not (text.startswith("recsel:") or os.path.abspath(filename).startswith(_PACKAGE)):
+            return python_format(message, category, filename, lineno, file, line)
+        stream = sys.stderr if file is None else file
+        try:
+            stream.write(f"recsel WARNING: {text.removeprefix('recsel:').strip()}\n")
+        except OSError:  # a closed stream, as Python's own format tolerates
+            pass
+
+    show._recsel = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _warning_filters(verbose: bool) -> None:

@@ -75,3 +75,21 @@ def test_quiet_keeps_recsel_warnings_and_drops_known_third_party_ones(restore_qu
     with warnings.catch_warnings(record=True) as caught:
         warnings.warn_explicit("old API", FutureWarning, "x.py", 2, module="google.api_core.x")
     assert [str(w.message) for w in caught] == ["old API"]
+
+
+def test_command_lines_print_recsel_warnings_as_one_plain_block(monkeypatch, capsys):
+    others = []
+    monkeypatch.setattr(warnings, "showwarning", lambda *a, **k: others.append(a[2:4]))
+    _quiet.plain_warnings()
+    _quiet.plain_warnings()  # idempotent: one wrapper
+    inside = os.path.join(os.path.dirname(_quiet.__file__), "cli.py")
+    short = UserWarning("recsel: rows are short.\n  - batch lowered")
+    warnings.showwarning(short, UserWarning, inside, 99)
+    warnings.showwarning(UserWarning("training data: rare values"), UserWarning, inside, 3)
+    warnings.showwarning(UserWarning("theirs"), UserWarning, "/elsewhere/x.py", 7)
+    err = capsys.readouterr().err
+    assert err == (
+        "recsel WARNING: rows are short.\n  - batch lowered\n"
+        "recsel WARNING: training data: rare values\n"
+    )
+    assert others == [("/elsewhere/x.py", 7)]  # Python's format, unchanged

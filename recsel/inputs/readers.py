@@ -248,12 +248,15 @@ class FileStream:
             A frame with one column per feature (lists for multi-valent ones) and the label.
         """
         columns: dict[str, list] = {}
-        for batch in self.dataset(rows, shuffle=False, num_epochs=1).take(1):
-            inputs, labels = batch if isinstance(batch, tuple) else (batch, None)
-            for name, value in inputs.items():
-                columns[name] = python_cells(value)
-            if labels is not None:
-                columns[self.label] = labels.numpy().tolist()
+        try:
+            for batch in self.dataset(rows, shuffle=False, num_epochs=1).take(1):
+                inputs, labels = batch if isinstance(batch, tuple) else (batch, None)
+                for name, value in inputs.items():
+                    columns[name] = python_cells(value)
+                if labels is not None:
+                    columns[self.label] = labels.numpy().tolist()
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+            raise self.explain_error(err) from err
         if not columns:
             raise ValueError(f"{self.path}: the stream holds no rows.")
         return pd.DataFrame(columns)

@@ -105,6 +105,24 @@ def test_statistics_that_do_not_match_the_data_name_the_feature(shards, tmp_path
     assert "['country'] not found" in err and "data-00000-of-00004.tfrecord.gz" in err
 
 
+def test_a_shard_that_breaks_the_validation_read_is_named_without_a_traceback(tmp_path, capsys):
+    # Two Parquet shards (training, validation); the validation head holds a null number.
+    data = make_synthetic(n_rows=800, n_informative=2, n_duplicates=0, n_noise=1, n_traps=0)
+    numeric = data.frame.select_dtypes("number").columns.drop(data.label)[0]
+    broken = data.frame.iloc[400:].copy()
+    broken.loc[broken.index[3], numeric] = None
+    data.frame.iloc[:400].to_parquet(tmp_path / "part-0.parquet", index=False)
+    broken.to_parquet(tmp_path / "part-1.parquet", index=False)
+    code = main(
+        ["select", str(tmp_path / "part-*.parquet"), "--label", data.label, "--quiet"]
+        + ["--num-features", "1", "--output-dir", str(tmp_path / "out")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"recsel: error: {tmp_path / 'part-1.parquet'}: column {numeric!r} has 1 missing" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
 def test_multi_worker_without_tf_config_says_what_to_set(shards, tmp_path, capsys, monkeypatch):
     root, data = shards
     monkeypatch.delenv("TF_CONFIG", raising=False)
