@@ -353,8 +353,9 @@ def test_report_of_a_real_selection(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------- curve and why dropped
-def _explained_result() -> SelectionResult:
-    """Round 3 went over the budget (final round 2); ``noise`` is a relabelled ``country``."""
+def _explained_result(last_round_ms: float = 2.3) -> SelectionResult:
+    """Round 3 measured ``last_round_ms`` against the 2 ms budget (final round 2: it went
+    over by default); ``noise`` is a relabelled ``country``."""
     import numpy as np
     import pandas as pd
 
@@ -364,7 +365,11 @@ def _explained_result() -> SelectionResult:
     rounds = list(base.rounds)
     rounds.append(
         dataclasses.replace(
-            rounds[-1], index=3, selected=[*rounds[-1].selected, "item_id"], steps=330
+            rounds[-1],
+            index=3,
+            selected=[*rounds[-1].selected, "item_id"],
+            steps=330,
+            latency_ms_p50=last_round_ms,
         )
     )
     curve = [
@@ -406,13 +411,33 @@ def test_why_dropped_names_the_copy_and_the_over_budget_feature() -> None:
     assert result.dropped_reasons["item_id"] == {
         "reason": "over_budget",
         "round": 4,
-        "detail": "selected in round 4, which went over the budget",
+        "detail": "selected in round 4, whose model measured p50 2.300 ms, over the limit of "
+        "2.000 ms",
     }
     order = render_report(result)
     order = order[order.index("Dropped features") : order.index('id="trajectories"')]
     rows = {cells[0]: cells for cells in _rows(order) if cells and cells[0] in ("noise", "item_id")}
     assert rows["noise"][2] == "copy of country"
     assert rows["item_id"][2] == "over the budget"
+
+
+def test_a_round_after_the_final_one_that_fit_the_budget_is_not_called_over_it() -> None:
+    """A later round within the budget (1.9 ms of 2) was not the result because it added
+    too little: its feature is ``no_value``, not ``over_budget``."""
+    reason = _explained_result(last_round_ms=1.9).dropped_reasons["item_id"]
+    assert reason["reason"] == "no_value" and reason["round"] == 4
+    assert "fit the budget; round 3 was the last whose new features added" in reason["detail"]
+    # Under a relative budget the limit is that share of the full model timed beside it.
+    from recsel.selection.explain import dropped_reasons
+
+    result = _explained_result(last_round_ms=1.9)
+    rounds = [dataclasses.replace(r, full_model_latency_ms=3.6) for r in result.rounds]
+    budget = {"latency_ms": 2.0, "latency_fraction": 0.5, "memory_bytes": None}
+    relative = dataclasses.replace(result, rounds=rounds, budget=budget)
+    assert dropped_reasons(relative)["item_id"]["detail"] == (
+        "selected in round 4, whose model measured p50 1.900 ms, over the limit of 1.800 ms "
+        "(50% of the full model's 3.600 ms, timed alongside)"
+    )
 
 
 def test_why_dropped_is_derived_when_the_result_predates_it() -> None:

@@ -10,7 +10,8 @@ Both are computed once, in ``select()``, on a capped validation sample, and stor
 - ``dropped_reasons``: per dropped candidate, the first reason that applies:
   ``over_budget`` (selected only in a round past the budget, or in a round over it that
   was discarded), ``no_value`` (it joined a budget round but masking it off the trained
-  model cost less than ``plateau_tolerance`` AUC, so it left the selection), ``copy`` (a
+  model cost less than ``plateau_tolerance`` AUC, so it left the selection; or it joined
+  only after the final round, in rounds that fit the budget but added too little), ``copy`` (a
   kept feature carries the same information on the sample) or ``low_attention`` (the
   algorithm preferred others); in an ensemble's consensus, ``consensus`` (too few runs kept it).
   The schema and the report also know ``frequency`` (no value passed a vocabulary
@@ -33,6 +34,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, CopyFinder, redundancy
 from recsel.spec.features import FeatureSet
+from recsel.spec.result import latency_limit_ms
 
 SAMPLE_ROWS = 5000  # enough for AUC to 2-3 decimals; k tower passes over it stay cheap
 
@@ -123,6 +125,53 @@ def copy_score(a: pd.Series, b: pd.Series) -> float | None:
     return redundancy(a, b)
 
 
+def _budget_verdict(result, record) -> str | None:
+    """How round ``record`` measured against the budget, when it went over it, e.g.
+    "model measured p50 0.521 ms, over the limit of 0.497 ms (50% of the full model's
+    0.993 ms, timed alongside)"; "" when it fit; None when the result holds no budget."""
+    budget = getattr(result, "budget", None) or {}
+    fraction, memory = budget.get("latency_fraction"), budget.get("memory_bytes")
+    limit = latency_limit_ms(budget.get("latency_ms"), fraction, record.full_model_latency_ms)
+    if limit is None and memory is None:
+        return None
+    over = []
+    p50 = record.latency_ms_p50
+    if limit is not None and p50 is not None and p50 > limit:
+        alongside = (
+            f" ({fraction:.0%} of the full model's {record.full_model_latency_ms:.3f} ms, "
+            "timed alongside)"
+            if fraction is not None and record.full_model_latency_ms
+            else ""
+        )
+        over.append(f"model measured p50 {p50:.3f} ms, over the limit of {limit:.3f} ms{alongside}")
+    if memory is not None and record.embedding_bytes > memory:
+        over.append(
+            f"tables take {record.embedding_bytes:,} bytes, over the {memory:,}-byte budget"
+        )
+    return "; ".join(over)
+
+
+def _past_final(result, number: int) -> dict[str, Any]:
+    """The reason for a feature first selected in round ``number``, after the final one."""
+    record = next(r for r in result.rounds if r.index == number - 1)
+    verdict = _budget_verdict(result, record)
+    if verdict is None or verdict:
+        went = f"whose {verdict}" if verdict else "which went over the budget"
+        return {
+            "reason": "over_budget",
+            "round": number,
+            "detail": f"selected in round {number}, {went}",
+        }
+    final = result.final_round % len(result.rounds) + 1
+    tolerance = (getattr(result, "config", None) or {}).get("plateau_tolerance")
+    least = f"at least {tolerance:g} " if tolerance is not None else "enough "
+    detail = (
+        f"selected in round {number}, which fit the budget; round {final} was the last whose "
+        f"new features added {least}validation AUC, so the result is its set"
+    )
+    return {"reason": "no_value", "round": number, "detail": detail}
+
+
 def _over_budget(result) -> dict[str, int]:
     """Dropped features selected in a round after the final one -> that round's number."""
     out: dict[str, int] = {}
@@ -153,7 +202,9 @@ def _left_selection(result) -> dict[str, dict[str, Any]]:
             seen.add(name)
             number = record.index + 1
             if record.index in discarded:
-                detail = f"selected in round {number}, which went over the budget; it left"
+                verdict = _budget_verdict(result, record)
+                went = f"whose {verdict}" if verdict else "which went over the budget"
+                detail = f"selected in round {number}, {went}; it left"
                 out[name] = {"reason": "over_budget", "round": number, "detail": detail}
             else:
                 gain = gains.get(str(record.index))
@@ -210,11 +261,7 @@ def dropped_reasons(
             out[name] = left[name]
             continue
         if name in over:
-            out[name] = {
-                "reason": "over_budget",
-                "round": over[name],
-                "detail": f"selected in round {over[name]}, which went over the budget",
-            }
+            out[name] = _past_final(result, over[name])
             continue
         copy = _best_copy(name, result.selected, copies)
         if copy is not None:
