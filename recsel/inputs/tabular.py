@@ -268,10 +268,13 @@ def _binary_label(series: pd.Series, label: str, source: str) -> pd.Series:
         bad = out.isna()
     if bad.any():
         examples = series[bad].unique()[:5].tolist()
+        # Text classes ('<=50K'/'>50K'): name one as the positive; numbers: a threshold.
+        texts = [v for v in series.dropna().unique()[:3] if isinstance(v, str)]
+        rule = f"== {texts[-1]!r}" if texts else "> threshold"
         raise ValueError(
             f"{source}: label {label!r} must be binary (0/1, True/False, '0'/'1', 'true'/'false'); "
             f"{int(bad.sum())} row(s) are not, e.g. {examples}. Binarise it first, e.g. "
-            f"frame[{label!r}] = (frame[{label!r}] > threshold).astype(int), or drop rows "
+            f"frame[{label!r}] = (frame[{label!r}] {rule}).astype(int), or drop rows "
             "with a missing label (or pass binary_label=False for a real-valued label)."
         )
     return out.astype(np.float32)
