@@ -492,3 +492,14 @@ def _rows(fragment: str) -> list[list[str]]:
     parser = Rows()
     parser.feed(fragment)
     return parser.rows
+
+
+def test_the_summary_says_what_the_tables_take_of_a_memory_budget() -> None:
+    base = _result()
+    assert "Embedding tables" not in base.summary()  # no memory budget
+    budget = {**base.budget, "memory_bytes": 150_000}
+    lines = dataclasses.replace(base, budget=budget).summary().splitlines()
+    final = base.rounds[base.final_round].embedding_bytes
+    assert lines[-1] == (
+        f"Embedding tables {final:,} bytes of the 150,000-byte budget (rows x width x 4 bytes)"
+    )

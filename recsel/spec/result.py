@@ -156,4 +156,11 @@ class SelectionResult:
             if limit is not None:
                 line += f" (budget {limit:.3f} ms)"
             lines.append(line)
+        memory = (self.budget or {}).get("memory_bytes")
+        if memory is not None and self.rounds:
+            used = self.rounds[self.final_round].embedding_bytes
+            lines.append(
+                f"Embedding tables {used:,} bytes of the {int(memory):,}-byte budget "
+                "(rows x width x 4 bytes)"
+            )
         return "\n".join(lines)
