@@ -503,3 +503,22 @@ def test_the_summary_says_what_the_tables_take_of_a_memory_budget() -> None:
     assert lines[-1] == (
         f"Embedding tables {final:,} bytes of the 150,000-byte budget (rows x width x 4 bytes)"
     )
+
+
+def test_a_table_that_cannot_fit_beside_the_kept_ones_is_over_a_memory_budget() -> None:
+    from recsel.selection.explain import dropped_reasons
+
+    base = _result()
+    final = base.rounds[base.final_round].embedding_bytes
+    # item_id (5000 hash rows) needs 5000 x 8 x 4 = 160,000 bytes at the least width 8;
+    # noise (2 values + OOV) needs 3 x 8 x 4 = 96: only noise fits the 1,000 bytes left.
+    budget = {**base.budget, "memory_bytes": final + 1_000}
+    result = dataclasses.replace(base, budget=budget, config={"min_dim": 8})
+    reasons = dropped_reasons(result, _features())
+    assert reasons["item_id"] == {
+        "reason": "over_budget",
+        "detail": "its table takes at least 160,000 bytes (5,000 rows x width 8 x 4 bytes), "
+        "more than the 1,000 bytes the kept tables leave of the memory budget",
+    }
+    assert reasons["noise"]["reason"] == "low_attention"
+    assert dropped_reasons(base, _features())["item_id"]["reason"] == "low_attention"

@@ -9,11 +9,13 @@ Both are computed once, in ``select()``, on a capped validation sample, and stor
   model that was chosen, in selection order, at the cost of k tower passes.
 - ``dropped_reasons``: per dropped candidate, the first reason that applies:
   ``over_budget`` (selected only in a round past the budget, or in a round over it that
-  was discarded), ``no_value`` (it joined a budget round but masking it off the trained
-  model cost less than ``plateau_tolerance`` AUC, so it left the selection; or it joined
-  only after the final round, in rounds that fit the budget but added too little), ``copy`` (a
-  kept feature carries the same information on the sample) or ``low_attention`` (the
-  algorithm preferred others); in an ensemble's consensus, ``consensus`` (too few runs kept it).
+  was discarded, or, under a memory budget, its table at its least width does not fit
+  beside the kept ones), ``no_value`` (it joined a budget round but masking it off the
+  trained model cost less than ``plateau_tolerance`` AUC, so it left the selection; or it
+  joined only after the final round, in rounds that fit the budget but added too little),
+  ``copy`` (a kept feature carries the same information on the sample) or
+  ``low_attention`` (the algorithm preferred others); in an ensemble's consensus,
+  ``consensus`` (too few runs kept it).
   The schema and the report also know ``frequency`` (no value passed a vocabulary
   frequency threshold, all values OOV), but nothing emits it yet: ``FeatureSpec`` has no
   frequency threshold and rejects an empty vocabulary.
@@ -33,8 +35,10 @@ import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
 from recsel.selection._redundancy import REDUNDANCY_THRESHOLD, CopyFinder, redundancy
+from recsel.spec.config import SelectionConfig
 from recsel.spec.features import FeatureSet
 from recsel.spec.result import latency_limit_ms
+from recsel.spec.widths import embedding_bytes, target_width
 
 SAMPLE_ROWS = 5000  # enough for AUC to 2-3 decimals; k tower passes over it stay cheap
 
@@ -172,6 +176,30 @@ def _past_final(result, number: int) -> dict[str, Any]:
     return {"reason": "no_value", "round": number, "detail": detail}
 
 
+def _too_big(result, features: FeatureSet | None) -> dict[str, str]:
+    """Dropped features whose table, even at its least width, is larger than what the kept
+    tables leave of a memory budget -> why (they could never join the result)."""
+    memory = (getattr(result, "budget", None) or {}).get("memory_bytes")
+    if memory is None or features is None or not result.rounds:
+        return {}
+    config = SelectionConfig.from_dict(getattr(result, "config", None) or {})
+    left = int(memory) - result.rounds[result.final_round].embedding_bytes
+    out = {}
+    for name in result.dropped:
+        if name not in features.names:
+            continue
+        spec = features[name]
+        width = target_width(0, spec.embedding_dim, config)
+        size = embedding_bytes(features.subset([name], {name: width}))
+        if size > left:
+            out[name] = (
+                f"its table takes at least {size:,} bytes ({spec.vocabulary_size:,} rows x "
+                f"width {width} x 4 bytes), more than the {max(left, 0):,} bytes the kept "
+                "tables leave of the memory budget"
+            )
+    return out
+
+
 def _over_budget(result) -> dict[str, int]:
     """Dropped features selected in a round after the final one -> that round's number."""
     out: dict[str, int] = {}
@@ -236,7 +264,8 @@ def dropped_reasons(
 
     Args:
         result: The ``SelectionResult`` (its ``rounds`` and ``final_round`` are read).
-        features: The candidate specs (unused until specs record a frequency threshold).
+        features: The candidate specs: under a memory budget, a feature whose table
+            cannot fit beside the kept ones is ``over_budget`` (None skips that check).
         sample: Validation rows for the copy check; None skips it.
         copies: The run's ``CopyFinder`` on ``sample`` (the copy guard's), whose prepared
             columns and pair scores are reused; default: a new one.
@@ -246,6 +275,7 @@ def dropped_reasons(
     """
     over = _over_budget(result)
     left = _left_selection(result)
+    too_big = _too_big(result, features)
     out: dict[str, dict[str, Any]] = {}
     if copies is None and sample is not None:
         copies = CopyFinder(sample)
@@ -262,6 +292,9 @@ def dropped_reasons(
             continue
         if name in over:
             out[name] = _past_final(result, over[name])
+            continue
+        if name in too_big:
+            out[name] = {"reason": "over_budget", "detail": too_big[name]}
             continue
         copy = _best_copy(name, result.selected, copies)
         if copy is not None:
