@@ -32,17 +32,14 @@ def _compression(path: str) -> str:
 
 
 def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str]:
-    """The value kind of each column in the first row (TFRecord) or the schema (Arrow)."""
+    """The value kind of each column in the first records (TFRecord) or the schema (Arrow).
+
+    A TFRecord shard is read until every column has been seen, for at most
+    ``KIND_SCAN_RECORDS`` records: an optional feature is absent from some records, and
+    the first may be one of them.
+    """
     if fmt == "tfrecord":
-        try:
-            records = tf.data.TFRecordDataset(path, compression_type=_compression(path))
-            first = next(iter(records.take(1).as_numpy_iterator()), None)
-            example = tf.train.Example.FromString(first) if first is not None else None
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, DecodeError) as err:
-            raise ValueError(_corrupt(path, err)) from err
-        if example is None:
-            raise ValueError(f"{path}: the shard holds no records; remove it or rewrite it.")
-        found = {n: f.WhichOneof("kind") for n, f in example.features.feature.items()}
+        found = tfrecord_kinds(path, set(columns))
     elif fmt == "parquet":
         try:
             with tf.io.gfile.GFile(path, "rb") as f:
@@ -54,12 +51,36 @@ def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str
         found = {name: "csv" for name in csv_header(path)}
     missing = [c for c in columns if c not in found]
     if missing:
+        where = f"{KIND_SCAN_RECORDS:,} records" if fmt == "tfrecord" else "shard"
         raise MissingColumnError(
-            f"{path}: feature(s) {missing} not found in the first "
-            f"{'record' if fmt == 'tfrecord' else 'shard'}; it has: {sorted(found)}. "
-            f"{_STATS_HINT}"
+            f"{path}: feature(s) {missing} not found in the first {where}; it has: "
+            f"{sorted(found)}. {_STATS_HINT}"
         )
     return {c: found[c] for c in columns}
+
+
+# Records of a TFRecord shard read, at most, to find the value kind of every column.
+KIND_SCAN_RECORDS = 1000
+
+
+def tfrecord_kinds(path: str, columns: set[str] = frozenset()) -> dict[str, str]:
+    """Feature -> value kind (``int64_list``...) in a TFRecord shard's first records: the
+    first, and more until every one of ``columns`` is seen (``KIND_SCAN_RECORDS`` at most)."""
+    found: dict[str, str] = {}
+    read = 0
+    try:
+        records = tf.data.TFRecordDataset(path, compression_type=_compression(path))
+        for record in records.take(KIND_SCAN_RECORDS).as_numpy_iterator():
+            read += 1
+            for name, feature in tf.train.Example.FromString(record).features.feature.items():
+                found.setdefault(name, feature.WhichOneof("kind"))
+            if columns <= found.keys():
+                break
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, DecodeError) as err:
+        raise ValueError(_corrupt(path, err)) from err
+    if not read:
+        raise ValueError(f"{path}: the shard holds no records; remove it or rewrite it.")
+    return found
 
 
 def csv_header(path: str) -> list[str]:

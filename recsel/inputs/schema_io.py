@@ -133,6 +133,16 @@ def _valency(
     return True, max(int(feature.value_count.min), 1)
 
 
+def _absent_from_some(
+    feature: schema_pb2.Feature, fs: statistics_pb2.FeatureNameStatistics | None
+) -> bool:
+    """Whether the statistics saw examples without ``feature`` (and no shape overrides them:
+    TFDV infers a shape only for a feature present in every example)."""
+    which = fs.WhichOneof("stats") if fs is not None else None
+    common = getattr(fs, which).common_stats if which else None
+    return not feature.HasField("shape") and common is not None and common.num_missing > 0
+
+
 def _global_domain(schema: schema_pb2.Schema, feature: schema_pb2.Feature):
     if feature.WhichOneof("domain_info") != "domain":
         return None
@@ -181,9 +191,11 @@ def _categorical_spec(
     dtype: str,
     max_vocab_size: int,
     min_count: int = 1,
+    listed: list | None = None,
     **common,
 ) -> FeatureSpec:
     vocab = _schema_vocabulary(schema, feature)
+    vocab = listed if vocab is None and listed else vocab
     stats_vocab, unique = _stats_vocabulary(fs, min_count)
     domain = (
         feature.int_domain if feature.HasField("int_domain") else _global_domain(schema, feature)
@@ -263,6 +275,7 @@ def feature_set_from_schema(
     max_vocab_size: int = 100_000,
     num_buckets: int = 16,
     min_count: int = 1,
+    vocabularies: dict[str, list] | None = None,
 ) -> FeatureSet:
     """Candidate features from a TFMD schema (and optionally its statistics).
 
@@ -290,6 +303,9 @@ def feature_set_from_schema(
             statistics: values counted fewer times map to OOV (schema domains are kept as
             written). The TFX selector passes ``vocabulary_min_count`` (default 5).
         num_buckets: Buckets for quantile bucketization (below 2: always normalize).
+        vocabularies: Vocabularies by feature, used where the schema has no domain: a
+            statistics pass's thresholded value lists, which an INT feature's schema
+            cannot hold (``recsel.inputs.statistics.feature_set_from_statistics``).
 
     Returns:
         The candidate feature set, in schema order.
@@ -330,6 +346,13 @@ def feature_set_from_schema(
             continue
         fs = by_name.get(feature.name)
         multi, valency = _valency(feature, fs)
+        categorical = feature.type == schema_pb2.BYTES or (
+            feature.type == schema_pb2.INT and _is_categorical_int(schema, feature)
+        )
+        if categorical and not multi and _absent_from_some(feature, fs):
+            # An optional feature: a list of at most one value, so that a record without it
+            # parses (to an empty bag) rather than failing a fixed-length parse.
+            multi = True
         kind = "multi_categorical" if multi else "categorical"
         common = dict(kind=kind, max_valency=valency, embedding_dim=embedding_dim)
         if feature.type == schema_pb2.BYTES:
@@ -340,7 +363,16 @@ def feature_set_from_schema(
             )
         elif feature.type == schema_pb2.INT and _is_categorical_int(schema, feature):
             specs.append(
-                _categorical_spec(schema, feature, fs, "int64", max_vocab_size, min_count, **common)
+                _categorical_spec(
+                    schema,
+                    feature,
+                    fs,
+                    "int64",
+                    max_vocab_size,
+                    min_count,
+                    listed=(vocabularies or {}).get(feature.name),
+                    **common,
+                )
             )
         elif feature.type in (schema_pb2.INT, schema_pb2.FLOAT) and not multi:
             dtype = "int64" if feature.type == schema_pb2.INT else "float32"

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -35,6 +36,7 @@ from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
 from recsel.inputs import _diagnose
 from recsel.inputs.readers import resolve_paths
 from recsel.inputs.schema_io import feature_set_from_schema, read_statistics
+from recsel.inputs.spec_rules import is_id_name
 from recsel.inputs.table_io import format_of
 from recsel.spec.features import FeatureSet
 
@@ -104,6 +106,26 @@ def stats_options(
     )
 
 
+def id_like_integers(path: str, fmt: str) -> list[str]:
+    """Integer columns of a shard whose names say ID (``user_id``, ``ItemID``).
+
+    A frame's are categories (``recsel.inputs.inference``); the statistics pass counts
+    these as categories too, so that their values, not a numeric histogram, are described
+    and become a vocabulary. CSV columns have no stored type, so none are found there.
+    """
+    if fmt == "tfrecord":
+        kinds = _diagnose.tfrecord_kinds(path)
+        return sorted(n for n, kind in kinds.items() if kind == "int64_list" and is_id_name(n))
+    if fmt == "parquet":
+        if "://" in path:  # GFile is not a file object for pyarrow: read the bytes
+            with tf.io.gfile.GFile(path, "rb") as f:
+                schema = pq.read_schema(pa.BufferReader(f.read()))
+        else:  # the footer alone, not the whole shard
+            schema = pq.read_schema(path)
+        return [f.name for f in schema if pa.types.is_integer(f.type) and is_id_name(f.name)]
+    return []
+
+
 def compute_statistics(
     path: str | list[str],
     output_path: str,
@@ -140,6 +162,7 @@ def compute_statistics(
     source = _source(files, format_of(files[0]))
     parent = os.path.dirname(output_path) or "."
     tf.io.gfile.makedirs(parent)
+    categorical = [*categorical, *id_like_integers(files[0], format_of(files[0]))]
     temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(output_path)}")
     try:
         # PipelineOptions() would parse sys.argv (the caller's own flags): pass [].
@@ -210,11 +233,18 @@ def feature_set_from_statistics(
     """
     schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
     listed = _listed_values(statistics)
+    int_vocabularies = {}
     for feature in schema.feature:
         if feature.name in exclude:
             feature.lifecycle_stage = schema_pb2.DEPRECATED
-        elif feature.name in categorical and feature.type == schema_pb2.INT:
+        elif feature.type == schema_pb2.INT and (
+            feature.name in categorical or is_id_name(feature.name)
+        ):
+            # As for a frame (recsel.inputs.inference): integers named like IDs are categories.
             feature.int_domain.is_categorical = True
+            values = listed.get(feature.name)  # counted as categories: listed as text
+            if values and len(values) <= max_vocab_size:
+                int_vocabularies[feature.name] = [int(v) for v in values]
         elif feature.type == schema_pb2.BYTES and feature.WhichOneof("domain_info") is None:
             values = listed.get(feature.name)
             if values and len(values) <= max_vocab_size:
@@ -223,6 +253,7 @@ def feature_set_from_statistics(
         schema,
         label,
         statistics,
+        vocabularies=int_vocabularies,
         embedding_dim=embedding_dim,
         max_vocab_size=max_vocab_size,
         num_buckets=num_buckets,

@@ -99,3 +99,43 @@ def test_parquet_scalar_columns_are_described(tmp_path):
     assert sorted(features["user"].vocabulary) == [f"u{i}" for i in range(5)]
     assert features["price"].kind == "numeric"
     assert features["tags"].kind == "multi_categorical" and features["tags"].max_valency == 2
+
+
+def test_integer_ids_and_optional_features_as_a_frame_would_have_them(tmp_path):
+    """An int64 ``item_id`` is a category with a thresholded vocabulary (as a frame's
+    ID-named integers are), and ``coupon``, absent from some records (the first one
+    included), is a list of at most one value, which a record without it parses to."""
+
+    def record(i: int) -> bytes:
+        feature = {
+            "item_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 6 or 1000 + i])),
+            "clicked": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
+        }
+        if i % 3:
+            coupon = tf.train.BytesList(value=[f"c{i % 4}".encode()])
+            feature["coupon"] = tf.train.Feature(bytes_list=coupon)
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    with tf.io.TFRecordWriter(str(tmp_path / "part-0.tfrecord")) as writer:
+        for i in range(240):
+            writer.write(record(i))
+    stats = compute_statistics(
+        str(tmp_path / "part-0.tfrecord"), str(tmp_path / "stats.pb"), frequency_threshold=2
+    )
+    features = feature_set_from_statistics(stats, "clicked")
+    item = features["item_id"]
+    assert (item.kind, item.dtype, item.hash_buckets) == ("categorical", "int64", None)
+    assert sorted(item.vocabulary) == [1, 2, 3, 4, 5]  # the 40 once-seen 1000+i are OOV
+    coupon = features["coupon"]
+    assert (coupon.kind, coupon.max_valency) == ("multi_categorical", 1)
+    from recsel.inputs import FileStream, StreamOptions
+
+    stream = FileStream(
+        str(tmp_path / "part-0.tfrecord"),
+        features,
+        StreamOptions(8, shuffle_buffer=0, shuffle_files=False),
+        "clicked",
+    )
+    inputs, _ = next(iter(stream.dataset()))
+    rows = tf.RaggedTensor.from_sparse(inputs["coupon"]).to_list()
+    assert rows[:4] == [[], [b"c1"], [b"c2"], []]
