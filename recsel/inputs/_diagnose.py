@@ -42,8 +42,7 @@ def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str
         found = tfrecord_kinds(path, set(columns))
     elif fmt == "parquet":
         try:
-            with tf.io.gfile.GFile(path, "rb") as f:
-                schema = pq.read_schema(pa.BufferReader(f.read()))
+            schema = parquet_schema(path)
         except (pa.ArrowException, OSError) as err:
             raise ValueError(f"{path}: not a readable Parquet file ({err}).") from err
         found = {name: str(schema.field(name).type) for name in schema.names}
@@ -167,6 +166,12 @@ def arrow_record_batches(
         ) from err
     except (pa.ArrowException, OSError) as err:
         raise ValueError(f"{path}: not a readable {fmt} shard ({err}).") from err
+
+
+def parquet_schema(path: str) -> pa.Schema:
+    """A Parquet shard's Arrow schema, from its footer (the shard is not read)."""
+    with _open_arrow(path) as f:
+        return pq.ParquetFile(f).schema_arrow
 
 
 def _open_arrow(path: str):

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -117,11 +116,7 @@ def id_like_integers(path: str, fmt: str) -> list[str]:
         kinds = _diagnose.tfrecord_kinds(path)
         return sorted(n for n, kind in kinds.items() if kind == "int64_list" and is_id_name(n))
     if fmt == "parquet":
-        if "://" in path:  # GFile is not a file object for pyarrow: read the bytes
-            with tf.io.gfile.GFile(path, "rb") as f:
-                schema = pq.read_schema(pa.BufferReader(f.read()))
-        else:  # the footer alone, not the whole shard
-            schema = pq.read_schema(path)
+        schema = _diagnose.parquet_schema(path)
         return [f.name for f in schema if pa.types.is_integer(f.type) and is_id_name(f.name)]
     return []
 
