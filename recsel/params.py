@@ -232,6 +232,15 @@ PARAMS: tuple[Param, ...] = (
         default=(), surfaces=frozenset({CLI, BEAM}),
     ),
     Param(
+        "list_columns", "CSV columns whose cells are lists joined by --list-separator "
+        "(genres 'Action|Comedy'): multi-valent candidates. Parquet and TFRecord hold lists "
+        "as lists.", group=DATA, kind=tuple, default=(), surfaces=frozenset({CLI, BEAM}),
+    ),
+    Param(
+        "list_separator", "Separator of the --list-columns cells.", group=DATA, kind=str,
+        default="|", surfaces=frozenset({CLI, BEAM}),
+    ),
+    Param(
         "stream", "Stream the shards (one statistics pass, bounded memory) instead of reading "
         "them into memory. auto: stream TFRecord or Parquet data of two or more shards.",
         group=DATA, kind=str, default="auto", choices=("auto", "on", "off"),

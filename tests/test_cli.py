@@ -339,3 +339,39 @@ def test_min_count_flag_documents_the_inference_default():
         ["select", "x.csv", "--label", "y", "--output-dir", "o", "--min-count", "1"]
     )
     assert args.min_count == 1
+
+
+def test_list_columns_split_csv_text_cells_into_multi_valent_candidates(
+    parquet_file, tmp_path, capsys
+):
+    path, data = parquet_file
+    frame = data.frame.copy()
+    lists = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list)).any()]
+    assert lists, "the synthetic data holds a list column"
+    column = lists[0]
+    frame[column] = frame[column].map(lambda cell: "|".join(map(str, cell)))
+    csv = tmp_path / "train.csv"
+    frame.to_csv(csv, index=False)
+    out = tmp_path / "out"
+    code, _, err = _run(
+        ["select", csv, "--label", data.label, "--num-features", 2, "--output-dir", out]
+        + ["--list-columns", column, "--quiet"],
+        capsys,
+    )
+    assert code == 0, err
+    spec = json.loads((out / "feature_spec.json").read_text())
+    (listed,) = [f for f in spec["features"] if f["name"] == column]
+    assert listed["kind"] == "multi_categorical" and listed["max_valency"] > 1
+    # Parquet holds lists as lists, and a stream cannot split cells: both say so.
+    code, _, err = _run(
+        ["select", path, "--label", data.label, "--num-features", 2, "--output-dir"]
+        + [tmp_path / "o2", "--list-columns", column],
+        capsys,
+    )
+    assert code == 2 and "--list-columns splits CSV text cells, but this is parquet" in err
+    code, _, err = _run(
+        ["select", csv, "--label", data.label, "--num-features", 2, "--output-dir"]
+        + [tmp_path / "o3", "--list-columns", column, "--stream", "on"],
+        capsys,
+    )
+    assert code == 2 and "--list-columns needs the whole table in memory" in err

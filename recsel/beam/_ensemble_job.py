@@ -40,6 +40,8 @@ class EnsembleJob:
         embedding_dim: Full width of inferred features.
         exclude: Columns that are not candidates (inference only).
         categorical: Integer columns to treat as categorical (inference only).
+        list_columns: CSV columns whose text cells are lists (frames only).
+        list_separator: The separator of those cells.
         nan_policy: ``raise`` or ``impute`` (see ``recsel.inputs.tabular.validate_frame``; frames only).
         vocabulary_min_count: Values seen fewer times in training map to OOV (inference).
         stream: ``auto`` (stream TFRecord or Parquet data of two or more shards), ``on``
@@ -67,6 +69,8 @@ class EnsembleJob:
     embedding_dim: int = params.default("embedding_dim")
     exclude: tuple[str, ...] = params.default("exclude")
     categorical: tuple[str, ...] = params.default("categorical")
+    list_columns: tuple[str, ...] = params.default("list_columns")
+    list_separator: str = params.default("list_separator")
     nan_policy: str = params.default("nan_policy")
     vocabulary_min_count: int = params.default("vocabulary_min_count")
     stream: str = params.default("stream")
@@ -86,6 +90,7 @@ class EnsembleJob:
         self.input_options()  # checks the input options (a bad one fails before launch)
         object.__setattr__(self, "exclude", tuple(self.exclude))
         object.__setattr__(self, "categorical", tuple(self.categorical))
+        object.__setattr__(self, "list_columns", tuple(self.list_columns))
 
     @property
     def checkpoint_root(self) -> str:
@@ -107,6 +112,8 @@ class EnsembleJob:
             validation_fraction=self.validation_fraction,
             exclude=self.exclude,
             categorical=self.categorical,
+            list_columns=self.list_columns,
+            list_separator=self.list_separator,
             seed=self.config.seed if seed is None else seed,
         )
 

@@ -30,6 +30,8 @@ class InputOptions:
         validation_fraction: Share of the rows (frames) or shards (streams) held out.
         exclude: Columns that are not candidates.
         categorical: Integer columns that are categorical.
+        list_columns: Frames from CSV only: columns whose text cells are lists.
+        list_separator: The separator of those cells.
         time_column: Frames only: validate on the latest rows by this column (excluded).
         seed: Seed of the row split (frames) and of the training stream's shuffle.
     """
@@ -41,6 +43,8 @@ class InputOptions:
     validation_fraction: float = params.default("validation_fraction")
     exclude: tuple[str, ...] = params.default("exclude")
     categorical: tuple[str, ...] = params.default("categorical")
+    list_columns: tuple[str, ...] = params.default("list_columns")
+    list_separator: str = params.default("list_separator")
     time_column: str | None = None
     seed: int = 0
 
@@ -53,6 +57,9 @@ class InputOptions:
             )
         object.__setattr__(self, "exclude", tuple(self.exclude))
         object.__setattr__(self, "categorical", tuple(self.categorical))
+        object.__setattr__(self, "list_columns", tuple(self.list_columns))
+        if self.list_columns and not self.list_separator:
+            raise ValueError("list_columns need a list_separator (e.g. '|').")
 
     @classmethod
     def from_values(cls, label: str, values: dict, **extra) -> InputOptions:

@@ -142,11 +142,18 @@ def prepare(
         return _prepare_frames(
             data, options, validation_data, features, schema_path, statistics_path
         )
-    if options.time_column or options.nan_policy != "raise":
-        flag = "--time-column" if options.time_column else "--nan-policy impute"
+    if options.time_column or options.nan_policy != "raise" or options.list_columns:
+        flag = (
+            "--time-column"
+            if options.time_column
+            else "--list-columns"
+            if options.list_columns
+            else "--nan-policy impute"
+        )
         raise ValueError(
             f"{flag} needs the whole table in memory; it is not available while streaming. "
-            "Write the split (or the imputed values) into the shards, or pass --stream off."
+            "Write the split (the imputed values, or list cells as lists: Parquet or "
+            "TFRecord) into the shards, or pass --stream off."
         )
     if work_dir is None:
         raise ValueError("Streaming needs a work_dir for the statistics pass.")
@@ -187,11 +194,12 @@ def _prepare_frames(
     from recsel.inputs import splits, tabular
 
     schema = schema_io.read_schema(schema_path) if schema_path else None
+    lists = _list_options(data, validation_data, options)
     if _all_parquet(data, validation_data):
         return _prepare_arrow(data, options, validation_data, features, schema, statistics_path)
-    frame = tabular.read_table(data, label=options.label)
+    frame = tabular.read_table(data, label=options.label, **lists)
     if validation_data:
-        train, valid = frame, tabular.read_table(validation_data, label=options.label)
+        train, valid = frame, tabular.read_table(validation_data, label=options.label, **lists)
     else:
         train, valid = splits.split_frame(
             frame, options.validation_fraction, options.seed, options.time_column
@@ -208,6 +216,20 @@ def _prepare_frames(
         valid, features, options.label, source=validation_data or data, **clean
     )
     return Inputs(train, valid, features, schema)
+
+
+def _list_options(data: str, validation_data: str | None, options: InputOptions) -> dict:
+    """``read_table``'s list arguments: CSV text cells split into lists (CSV only)."""
+    if not options.list_columns:
+        return {}
+    for path in (data, *([validation_data] if validation_data else [])):
+        fmt = format_of(resolve_paths(path)[0])
+        if fmt != "csv":
+            raise ValueError(
+                f"{path}: --list-columns splits CSV text cells, but this is {fmt}, which "
+                "holds lists as lists; drop the flag (or write the cells as list columns)."
+            )
+    return {"list_separator": options.list_separator, "list_columns": options.list_columns}
 
 
 def _all_parquet(data: str, validation_data: str | None) -> bool:
