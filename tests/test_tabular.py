@@ -245,6 +245,9 @@ def test_non_binary_label_shows_values_and_fix():
         validate_frame(_frame().assign(clicked=[1, 2, 0, 5, 1]), FEATURES, "clicked")
     with pytest.raises(ValueError, match=r"'yes'"):
         validate_frame(_frame().assign(clicked=["yes", "0", "1", "0", "1"]), FEATURES, "clicked")
+    # Missing labels only: the fix is to drop (or fill) those rows.
+    with pytest.raises(ValueError, match=r"missing in 2 of 5 row\(s\); drop those rows"):
+        validate_frame(_frame().assign(clicked=[1, None, 0, None, 1]), FEATURES, "clicked")
     # Text classes: the fix compares with one of them, not with a threshold.
     classes = ["<=50K", ">50K", ">50K", "<=50K", ">50K"]
     with pytest.raises(ValueError, match=r"\(frame\['clicked'\] == '>50K'\)\.astype\(int\)"):

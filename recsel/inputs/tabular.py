@@ -266,6 +266,11 @@ def _binary_label(series: pd.Series, label: str, source: str) -> pd.Series:
 
         out = series.map(to01).astype(np.float64)
         bad = out.isna()
+    if bad.any() and series[bad].isna().all():
+        raise ValueError(
+            f"{source}: label {label!r} is missing in {int(bad.sum())} of {len(series)} "
+            "row(s); drop those rows, or fill them, before selecting."
+        )
     if bad.any():
         examples = series[bad].unique()[:5].tolist()
         # Text classes ('<=50K'/'>50K'): name one as the positive; numbers: a threshold.
