@@ -190,6 +190,11 @@ def _python_loggers(verbose: bool) -> None:
     level = logging.NOTSET if verbose else logging.ERROR
     for name in ("absl", "tensorflow", "apache_beam", "tfx", "ml_metadata"):
         logging.getLogger(name).setLevel(level)
+    # A failing DoFn is logged here, traceback and all, and then raised: the pipeline's
+    # caller reports it (recsel names the shard), so in quiet mode the log is a duplicate.
+    logging.getLogger("apache_beam.runners.common").setLevel(
+        logging.NOTSET if verbose else logging.CRITICAL
+    )
     if not verbose and "absl.logging" in sys.modules:
         sys.modules["absl.logging"].set_verbosity("error")
 

@@ -69,8 +69,11 @@ def test_quiet_keeps_recsel_warnings_and_drops_known_third_party_ones(restore_qu
             "budget too tight", UserWarning, "x.py", 1, module="recsel.selection.budget"
         )
     assert [str(w.message) for w in caught] == ["budget too tight"]
+    # A failing DoFn's logged traceback duplicates the error its pipeline raises.
+    assert logging.getLogger("apache_beam.runners.common").level == logging.CRITICAL
     _quiet.install(verbose=True)
     assert logging.getLogger("absl").level == logging.NOTSET
+    assert logging.getLogger("apache_beam.runners.common").level == logging.NOTSET
     assert os.environ[_quiet.ENV_VAR] == "1"  # subprocesses (Beam, TFX) inherit it
     with warnings.catch_warnings(record=True) as caught:
         warnings.warn_explicit("old API", FutureWarning, "x.py", 2, module="google.api_core.x")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -51,24 +52,66 @@ def _source(files: list[str], fmt: str) -> tfxio.TFXIO:
     return tfxio.CsvTFXIO(file_pattern=files, column_names=header, skip_header_lines=1)
 
 
-def scalars_as_lists(batch: pa.RecordBatch) -> pa.RecordBatch:
+def describable(kind: pa.DataType) -> bool:
+    """Whether TFDV describes (and recsel can select) a column of this Arrow type: text,
+    numbers and booleans, or lists of them; not timestamps, dates, decimals or structs."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        kind = kind.value_type
+    return any(
+        test(kind)
+        for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                     pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean,
+                     pa.types.is_null)
+    )  # fmt: skip
+
+
+def _undescribable_columns(files: list[str], fmt: str, exclude: Sequence[str]) -> list[str]:
+    """Parquet columns the pass leaves out: excluded ones, and (with a warning) those of a
+    type TFDV cannot describe, which would otherwise fail the whole pass."""
+    if fmt != "parquet":
+        return sorted(exclude)
+    schema = _diagnose.parquet_schema(files[0])
+    odd = [f for f in schema if f.name not in exclude and not describable(f.type)]
+    if odd:
+        listed = ", ".join(f"{f.name!r} ({f.type})" for f in odd)
+        warnings.warn(
+            f"recsel: column(s) {listed} are not candidates: recsel selects text, number "
+            "and boolean columns (or lists of them). Convert them in the data (a timestamp "
+            "to an hour-of-day integer, say) to select them.",
+            stacklevel=3,
+        )
+    return sorted({*exclude, *(f.name for f in odd)})
+
+
+def scalars_as_lists(batch: pa.RecordBatch, drop: Sequence[str] = ()) -> pa.RecordBatch:
     """A record batch whose scalar columns are one-item lists (a missing scalar: a null list).
 
     TFDV takes list columns only; Parquet scalars (string, int, float) arrive unwrapped.
+    It has no boolean type either: booleans (a True/False label) are described as 0/1, the
+    values the stream reads them as.
 
     Example:
         >>> scalars_as_lists(pa.record_batch([pa.array(["a", None])], ["c"])).column(0).to_pylist()
         [['a'], None]
     """
-    columns = []
-    for column in batch.columns:
+    columns, names = [], []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if name in drop:
+            continue
+        names.append(name)
         kind = column.type
+        if pa.types.is_boolean(kind):
+            column, kind = column.cast(pa.int64()), pa.int64()
+        elif pa.types.is_list(kind) and pa.types.is_boolean(kind.value_type):
+            column, kind = column.cast(pa.list_(pa.int64())), pa.list_(pa.int64())
+        elif pa.types.is_large_list(kind) and pa.types.is_boolean(kind.value_type):
+            column, kind = column.cast(pa.large_list(pa.int64())), pa.large_list(pa.int64())
         if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_null(kind):
             columns.append(column)
             continue
         offsets = pa.array(np.arange(len(column) + 1, dtype=np.int32))
         columns.append(pa.ListArray.from_arrays(offsets, column, mask=column.is_null()))
-    return pa.RecordBatch.from_arrays(columns, batch.schema.names)
+    return pa.RecordBatch.from_arrays(columns, names)
 
 
 def stats_options(
@@ -128,6 +171,7 @@ def compute_statistics(
     frequency_threshold: int = 1,
     max_vocab_size: int = DEFAULT_MAX_VOCAB_SIZE,
     categorical: Sequence[str] = (),
+    exclude: Sequence[str] = (),
     pipeline_options: PipelineOptions | None = None,
 ) -> statistics_pb2.DatasetFeatureStatisticsList:
     """Describes the shards behind ``path`` in one Beam pass and writes the statistics.
@@ -140,6 +184,8 @@ def compute_statistics(
         frequency_threshold: Minimum count for a value to be listed (vocabulary cut-off).
         max_vocab_size: Top values kept per feature.
         categorical: Integer features to count as categorical.
+        exclude: Columns to leave out of the pass (Parquet: also those of a type TFDV
+            cannot describe, such as timestamps, with a warning).
         pipeline_options: Beam options (runner, workers); DirectRunner by default.
 
     Returns:
@@ -158,6 +204,7 @@ def compute_statistics(
     parent = os.path.dirname(output_path) or "."
     tf.io.gfile.makedirs(parent)
     categorical = [*categorical, *id_like_integers(files[0], format_of(files[0]))]
+    drop = _undescribable_columns(files, format_of(files[0]), exclude)
     temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(output_path)}")
     try:
         # PipelineOptions() would parse sys.argv (the caller's own flags): pass [].
@@ -165,7 +212,7 @@ def compute_statistics(
             _ = (
                 pipeline
                 | "Read" >> source.BeamSource()
-                | "Lists" >> beam.Map(scalars_as_lists)
+                | "Lists" >> beam.Map(scalars_as_lists, drop=drop)
                 | "Statistics"
                 >> tfdv.GenerateStatistics(
                     stats_options(frequency_threshold, max_vocab_size, categorical)

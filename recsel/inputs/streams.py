@@ -121,6 +121,7 @@ def prepare_streams(
                 statistics_path,
                 frequency_threshold=frequency_threshold,
                 categorical=categorical,
+                exclude=exclude,
                 pipeline_options=pipeline_options,
             )
     statistics = schema_io.read_statistics(statistics_path)

@@ -139,3 +139,25 @@ def test_integer_ids_and_optional_features_as_a_frame_would_have_them(tmp_path):
     inputs, _ = next(iter(stream.dataset()))
     rows = tf.RaggedTensor.from_sparse(inputs["coupon"]).to_list()
     assert rows[:4] == [[], [b"c1"], [b"c2"], []]
+
+
+def test_parquet_booleans_timestamps_and_excluded_columns_do_not_fail_the_pass(tmp_path):
+    """TFDV has no boolean type and no timestamp type: a True/False label is described as
+    0/1, a timestamp column is left out with a warning, as is an excluded one (whatever
+    its type), so one such column no longer fails the whole pass."""
+    import pandas as pd
+
+    rows = range(120)
+    frame = pd.DataFrame({
+        "user": [f"u{i % 4}" for i in rows],
+        "seen_at": pd.to_datetime([1_700_000_000 + 60 * i for i in rows], unit="s"),
+        "when": pd.to_datetime([1_700_000_000 + i for i in rows], unit="s"),
+        "clicked": [bool(i % 3) for i in rows],
+    })  # fmt: skip
+    path = str(tmp_path / "train.parquet")
+    frame.to_parquet(path, index=False)
+    with pytest.warns(UserWarning, match=r"'seen_at' \(timestamp\[\w+\]\) are not candidates"):
+        stats = compute_statistics(path, str(tmp_path / "stats.pb"), exclude=["when"])
+    described = {f.path.step[0] for f in stats.datasets[0].features}
+    assert described == {"user", "clicked"}
+    assert feature_set_from_statistics(stats, "clicked").names == ["user"]
