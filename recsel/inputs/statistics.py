@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import uuid
-import warnings
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -65,22 +64,17 @@ def describable(kind: pa.DataType) -> bool:
     )  # fmt: skip
 
 
-def _undescribable_columns(files: list[str], fmt: str, exclude: Sequence[str]) -> list[str]:
-    """Parquet columns the pass leaves out: excluded ones, and (with a warning) those of a
-    type TFDV cannot describe, which would otherwise fail the whole pass."""
+def _check_describable(files: list[str], fmt: str, exclude: Sequence[str]) -> None:
+    """Raises, as a frame's inference does, for a Parquet column (not excluded) of a type
+    TFDV cannot describe: it would fail the pass deep inside Beam."""
     if fmt != "parquet":
-        return sorted(exclude)
-    schema = _diagnose.parquet_schema(files[0])
-    odd = [f for f in schema if f.name not in exclude and not describable(f.type)]
-    if odd:
-        listed = ", ".join(f"{f.name!r} ({f.type})" for f in odd)
-        warnings.warn(
-            f"recsel: column(s) {listed} are not candidates: recsel selects text, number "
-            "and boolean columns (or lists of them). Convert them in the data (a timestamp "
-            "to an hour-of-day integer, say) to select them.",
-            stacklevel=3,
-        )
-    return sorted({*exclude, *(f.name for f in odd)})
+        return
+    for field in _diagnose.parquet_schema(files[0]):
+        if field.name not in exclude and not describable(field.type):
+            raise ValueError(
+                f"{files[0]}: column {field.name!r} has unsupported type {field.type}; "
+                f"convert it (e.g. a timestamp to a number) or pass exclude=[{field.name!r}]."
+            )
 
 
 def scalars_as_lists(batch: pa.RecordBatch, drop: Sequence[str] = ()) -> pa.RecordBatch:
@@ -184,8 +178,8 @@ def compute_statistics(
         frequency_threshold: Minimum count for a value to be listed (vocabulary cut-off).
         max_vocab_size: Top values kept per feature.
         categorical: Integer features to count as categorical.
-        exclude: Columns to leave out of the pass (Parquet: also those of a type TFDV
-            cannot describe, such as timestamps, with a warning).
+        exclude: Columns to leave out of the pass (a Parquet column of a type TFDV
+            cannot describe, such as a timestamp, must be one of them).
         pipeline_options: Beam options (runner, workers); DirectRunner by default.
 
     Returns:
@@ -204,7 +198,7 @@ def compute_statistics(
     parent = os.path.dirname(output_path) or "."
     tf.io.gfile.makedirs(parent)
     categorical = [*categorical, *id_like_integers(files[0], format_of(files[0]))]
-    drop = _undescribable_columns(files, format_of(files[0]), exclude)
+    _check_describable(files, format_of(files[0]), exclude)
     temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(output_path)}")
     try:
         # PipelineOptions() would parse sys.argv (the caller's own flags): pass [].
@@ -212,7 +206,7 @@ def compute_statistics(
             _ = (
                 pipeline
                 | "Read" >> source.BeamSource()
-                | "Lists" >> beam.Map(scalars_as_lists, drop=drop)
+                | "Lists" >> beam.Map(scalars_as_lists, drop=sorted(exclude))
                 | "Statistics"
                 >> tfdv.GenerateStatistics(
                     stats_options(frequency_threshold, max_vocab_size, categorical)
