@@ -390,3 +390,16 @@ def test_large_frame_with_ragged_columns():
     assert inputs["items"].row_lengths().numpy().tolist() == lengths.tolist()
     assert inputs["items"].flat_values.numpy().tolist() == flat.tolist()
     assert int(inputs["tags"].flat_values.shape[0]) == int(lengths.sum())
+
+
+def test_read_table_keeps_an_index_pandas_wrote_as_a_column(tmp_path):
+    # It raised KeyError('__index_level_0__'): pandas metadata made it the index again.
+    frame = pd.DataFrame({"user": ["a", "b", "c"], "clicked": [1, 0, 1]})
+    frame.set_axis([7, 3, 5]).to_parquet(tmp_path / "unnamed.parquet")
+    frame.set_index("user").to_parquet(tmp_path / "named.parquet")
+    unnamed = read_table(str(tmp_path / "unnamed.parquet"), label="clicked")
+    assert list(unnamed.columns) == ["user", "clicked", "__index_level_0__"]
+    assert unnamed["__index_level_0__"].tolist() == [7, 3, 5]
+    named = read_table(str(tmp_path / "named.parquet"), label="clicked")
+    assert sorted(named.columns) == ["clicked", "user"]  # a named index is data
+    assert isinstance(named.index, pd.RangeIndex)

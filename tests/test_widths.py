@@ -1,5 +1,6 @@
 """Widths that earn their keep (issue 15): planted widths, principal axes, memory budget."""
 
+import dataclasses
 import json
 import os
 
@@ -284,3 +285,18 @@ def test_widths_only_runs_ablate_on_more_validation_rows(monkeypatch):
         select(train, valid, features, config, progress=False)
         assert drawn[-1] == rows
     assert width_value.SAMPLE_ROWS > explain.SAMPLE_ROWS
+
+
+def test_dim_fraction_one_keeps_every_chunk_unjudged():
+    """An ensemble refits its consensus with dim_fraction=1 to keep the consensus widths;
+    the widths-only ablation cut idle chunks anyway, so the refit 'changed' the widths."""
+    data = make_planted_widths(n_rows=6_000, seed=1, pairs=((2, 40, 20),))
+    train, valid, features = _prepared(data.frame, "label", embedding_dim=8)
+    config = SelectionConfig(
+        num_features=len(features), dim_fraction=1.0, chunk_size=2, dim_multiple=2, min_dim=2
+    )
+    result = select(train, valid, features, config, progress=False)
+    assert result.dims == {n: 8 for n in features.names}
+    judged = dataclasses.replace(config, dim_fraction=0.9)
+    cut = select(train, valid, features, judged, progress=False).dims
+    assert min(cut.values()) < 8  # the same data does have chunks the ablation cuts

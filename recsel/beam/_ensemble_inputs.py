@@ -17,10 +17,12 @@ from recsel.spec.features import FeatureSet
 
 
 def raw_split(job: EnsembleJob) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from recsel.inputs.prepare import list_read_options
     from recsel.inputs.splits import split_frame
     from recsel.inputs.tabular import read_table
 
-    frame = read_table(job.input, label=job.label)
+    lists = list_read_options(job.input, None, job.input_options())
+    frame = read_table(job.input, label=job.label, **lists)
     return split_frame(frame, job.validation_fraction, seed=job.config.seed)
 
 

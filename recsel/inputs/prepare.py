@@ -194,7 +194,7 @@ def _prepare_frames(
     from recsel.inputs import splits, tabular
 
     schema = schema_io.read_schema(schema_path) if schema_path else None
-    lists = _list_options(data, validation_data, options)
+    lists = list_read_options(data, validation_data, options)
     if _all_parquet(data, validation_data):
         return _prepare_arrow(data, options, validation_data, features, schema, statistics_path)
     frame = tabular.read_table(data, label=options.label, **lists)
@@ -218,7 +218,7 @@ def _prepare_frames(
     return Inputs(train, valid, features, schema)
 
 
-def _list_options(data: str, validation_data: str | None, options: InputOptions) -> dict:
+def list_read_options(data: str, validation_data: str | None, options: InputOptions) -> dict:
     """``read_table``'s list arguments: CSV text cells split into lists (CSV only)."""
     if not options.list_columns:
         return {}

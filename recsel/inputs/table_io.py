@@ -111,9 +111,12 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
         for f in table.schema
     ]
     list_names = [f.name for f, flag in zip(table.schema, is_list, strict=True) if flag]
+    # pandas metadata would turn a written index back into the index: the columns are the
+    # table's own (a named index stays a column; an unnamed one, "__index_level_0__", is
+    # then left out of the candidates by name, recsel.inputs.spec_rules).
     if not list_names:
-        return table.to_pandas()
-    frame = table.drop(list_names).to_pandas()
+        return table.to_pandas(ignore_metadata=True)
+    frame = table.drop(list_names).to_pandas(ignore_metadata=True)
     # Collected, then joined once: inserting hundreds of columns one by one is quadratic.
     with gc_paused():
         lists = {

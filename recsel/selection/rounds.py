@@ -39,7 +39,10 @@ def finalise_widths(
     layer = trainer.layer
     counts, widths = {}, {}
     mean, se = width_value.ablation_values(trainer.model, sample, trainer.label, config.chunk_size)
-    if rotated:
+    if config.dim_fraction >= 1.0:
+        # Every chunk asked for (an ensemble's refit at the consensus widths): none judged.
+        selected = layer.selected_chunks()
+    elif rotated:
         selected = width_value.drop_idle_chunks(
             layer.selected_chunks(), mean, se, config.chunk_significance
         )

@@ -18,7 +18,8 @@ class SelectionConfig:
         num_features: Features to keep. Mutually exclusive with ``feature_fraction``.
         feature_fraction: Share of the candidates to keep (rounded, at least 1).
         dim_fraction: Without a budget, the share of a kept feature's chunks that
-            chunk-level attention selects (before rounding and clipping).
+            chunk-level attention selects (before rounding and clipping); 1 keeps every
+            chunk, with none judged by its held-out value or energy.
         chunk_size: Embedding columns per chunk candidate.
         dim_multiple: Widths are rounded up to a multiple of this (8 for TPU tiling).
         min_dim: Smallest width of a kept feature.
