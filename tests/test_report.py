@@ -522,3 +522,15 @@ def test_a_table_that_cannot_fit_beside_the_kept_ones_is_over_a_memory_budget() 
     }
     assert reasons["noise"]["reason"] == "low_attention"
     assert dropped_reasons(base, _features())["item_id"]["reason"] == "low_attention"
+
+
+def test_a_round_over_a_memory_budget_says_what_its_tables_take() -> None:
+    from recsel.selection.explain import dropped_reasons
+
+    result = _explained_result(last_round_ms=1.9)  # within the 2 ms latency budget
+    last = result.rounds[-1].embedding_bytes
+    budget = {**result.budget, "memory_bytes": float(last - 1)}  # JSON may hold a float
+    detail = dropped_reasons(dataclasses.replace(result, budget=budget))["item_id"]["detail"]
+    assert detail == (
+        f"selected in round 4, whose tables take {last:,} bytes, over the {last - 1:,}-byte budget"
+    )

@@ -150,7 +150,7 @@ def _budget_verdict(result, record) -> str | None:
         over.append(f"model measured p50 {p50:.3f} ms, over the limit of {limit:.3f} ms{alongside}")
     if memory is not None and record.embedding_bytes > memory:
         over.append(
-            f"tables take {record.embedding_bytes:,} bytes, over the {memory:,}-byte budget"
+            f"tables take {record.embedding_bytes:,} bytes, over the {int(memory):,}-byte budget"
         )
     return "; ".join(over)
 
