@@ -33,6 +33,7 @@ import tf_keras
 from sklearn.metrics import log_loss, roc_auc_score
 from tfx_bsl.public import tfxio
 
+from recsel import quiet
 from recsel.atomic import atomic_write_text
 from recsel.tfx import load_selection, spec
 
@@ -258,7 +259,10 @@ def run_fn(fn_args) -> None:
     model = RankingModel(tables, transform_output, list(custom.get("hidden_units", [64, 32])), seed)
     model.compile(optimizer=tf_keras.optimizers.Adam(float(custom.get("learning_rate", 0.01))))
     train = _dataset(fn_args, fn_args.train_files, transform_output, label, batch_size, seed, True)
-    model.fit(train, steps_per_epoch=fn_args.train_steps, epochs=1, verbose=2)
+    # Keras' epoch line (training AUC) is noise beside the eval metrics the run reports;
+    # --verbose (RECSEL_VERBOSE) shows it.
+    verbose = 2 if quiet.verbose_requested([]) else 0
+    model.fit(train, steps_per_epoch=fn_args.train_steps, epochs=1, verbose=verbose)
     valid = _dataset(fn_args, fn_args.eval_files, transform_output, label, 4096, seed, False)
     metrics = evaluate(model, valid)
     metrics["tables"] = {t.feature: {"rows": t.rows, "dim": t.dim} for t in tables}
