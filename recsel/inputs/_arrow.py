@@ -29,14 +29,15 @@ class ExampleEncoder:
     Args:
         features: The stream's features (their spec says each column's type and form).
         label: The label column (encoded as float32), or None.
-        separator: Separator of list cells in CSV text (``"a|b"``).
+        separator: Separator of list cells in CSV text (``"a|b"``); None (Parquet): a
+            scalar column of a multi-valent feature holds one value per row (none if null).
 
     Example:
         >>> encoder = ExampleEncoder(features, "clicked", "|")
         >>> records = encoder.encode(record_batch, "part-0.parquet")
     """
 
-    def __init__(self, features: FeatureSet, label: str | None, separator: str):
+    def __init__(self, features: FeatureSet, label: str | None, separator: str | None):
         self.features, self.label, self.separator = features, label, separator
         self._encoder = None  # built on first use: the C++ coder does not pickle
 
@@ -70,6 +71,8 @@ class ExampleEncoder:
 
 
 def _cast(column: pa.Array, to: pa.DataType, name: str, path: str) -> pa.Array:
+    if pa.types.is_dictionary(column.type):  # pandas' category dtype: its values
+        column = column.dictionary_decode()
     try:
         if pa.types.is_binary(to) and not (
             pa.types.is_string(column.type) or pa.types.is_binary(column.type)
@@ -100,9 +103,17 @@ def _scalar_list(
     return pa.ListArray.from_arrays(offsets, values)
 
 
-def _list_column(column: pa.Array, spec: FeatureSpec, sep: str, path: str) -> pa.Array:
-    """A list column (or ``sep``-joined text) with values of the spec's type; a missing
-    cell is an empty list."""
+def _list_column(column: pa.Array, spec: FeatureSpec, sep: str | None, path: str) -> pa.Array:
+    """A list column (``sep``-joined text, or a scalar column when ``sep`` is None) with
+    values of the spec's type; a missing cell is an empty list."""
+    if pa.types.is_dictionary(column.type):  # pandas' category dtype: its values
+        column = column.dictionary_decode()
+    scalar = not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type))
+    if scalar and sep is None:  # one value per row (a feature absent from some rows)
+        lengths = column.is_valid().cast(pa.int32()).to_numpy(zero_copy_only=False)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+        values = _cast(column.drop_null(), _VALUE_TYPES[spec.dtype], spec.name, path)
+        return pa.ListArray.from_arrays(offsets, values)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         # An empty cell is an empty list, not a list holding "".
         column = _drop_empty_strings(pc.split_pattern(pc.fill_null(column, ""), sep))

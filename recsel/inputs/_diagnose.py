@@ -125,6 +125,14 @@ def _is_number(kind: str) -> bool:
     )
 
 
+def _scalar_of(kind: str, dtype: str) -> bool:
+    """An Arrow scalar type (as ``str(type)``) that holds ``dtype`` values: text or
+    pandas categories of text for strings, integers for int64."""
+    if dtype == "string":
+        return kind in ("string", "large_string") or kind.startswith("dictionary<values=string")
+    return kind.startswith(("int", "uint", "dictionary<values=int"))
+
+
 def _fits(kind: str, spec_kind: str, dtype: str) -> tuple[bool, str]:
     is_list = kind.startswith(("list", "large_list"))
     if kind in KIND_DTYPES:  # tf.Example: lists and scalars share a kind
@@ -132,13 +140,13 @@ def _fits(kind: str, spec_kind: str, dtype: str) -> tuple[bool, str]:
             return kind != "bytes_list", "int64_list or float_list values"
         want = {"string": "bytes_list", "int64": "int64_list"}[dtype]
         return kind == want, f"{want} values ({dtype} {spec_kind})"
-    if spec_kind == "multi_categorical":
-        return is_list or kind == "string", f"a list column of {dtype}"
+    if spec_kind == "multi_categorical":  # a scalar column: one value per row, or CSV text
+        return is_list or _scalar_of(kind, dtype), f"a list column of {dtype}"
     if spec_kind == "numeric":
         return _is_number(kind), "a numeric column"
     if dtype == "string":
         return not is_list, "a scalar column (strings, or numbers read as text)"
-    return not is_list and "int" in kind, "an integer column"
+    return not is_list and "int" in kind, "an integer column"  # dictionary<values=int...> too
 
 
 def arrow_record_batches(

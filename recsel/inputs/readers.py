@@ -134,7 +134,9 @@ class FileStream:
         # gs://, s3://, hdfs://: reads whose latency a parallel interleave overlaps.
         self._remote = any("://" in f for f in self.files)
         self._kinds = _diagnose.first_record_kinds(self.files[0], self.format, self._columns)
-        self._encoder = ExampleEncoder(features, label, options.list_separator)
+        # Only CSV holds lists as joined text; a Parquet scalar is one value per row.
+        separator = options.list_separator if self.format == "csv" else None
+        self._encoder = ExampleEncoder(features, label, separator)
         _diagnose.check_kinds(self._kinds, features, label, self.files[0])
 
     def explain_error(self, error: Exception) -> Exception:

@@ -56,6 +56,8 @@ def describable(kind: pa.DataType) -> bool:
     numbers and booleans, or lists of them; not timestamps, dates, decimals or structs."""
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         kind = kind.value_type
+    if pa.types.is_dictionary(kind):  # pandas' category dtype: decoded to its values
+        kind = kind.value_type
     return any(
         test(kind)
         for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
@@ -82,7 +84,8 @@ def scalars_as_lists(batch: pa.RecordBatch, drop: Sequence[str] = ()) -> pa.Reco
 
     TFDV takes list columns only; Parquet scalars (string, int, float) arrive unwrapped.
     It has no boolean type either: booleans (a True/False label) are described as 0/1, the
-    values the stream reads them as.
+    values the stream reads them as; dictionary columns (pandas' category dtype) by their
+    values.
 
     Example:
         >>> scalars_as_lists(pa.record_batch([pa.array(["a", None])], ["c"])).column(0).to_pylist()
@@ -93,6 +96,8 @@ def scalars_as_lists(batch: pa.RecordBatch, drop: Sequence[str] = ()) -> pa.Reco
         if name in drop:
             continue
         names.append(name)
+        if pa.types.is_dictionary(column.type):  # TFDV takes the values, not the codes
+            column = column.dictionary_decode()
         kind = column.type
         if pa.types.is_boolean(kind):
             column, kind = column.cast(pa.int64()), pa.int64()

@@ -358,3 +358,27 @@ def test_remote_shards_read_in_parallel_in_the_local_order(shards):
     remote._remote = True  # as for gs:// paths, which this test cannot reach
     assert not local._remote
     np.testing.assert_array_equal(_prices(local), _prices(remote))
+
+
+def test_parquet_category_columns_and_one_value_lists_read_as_their_values(tmp_path):
+    """pandas' category dtype (an Arrow dictionary) reads as its values; a multi-valent
+    feature stored as a Parquet scalar column (a feature absent from some rows) holds one
+    value per row, never split at the CSV list separator."""
+    frame = pd.DataFrame({
+        "user": pd.Categorical(["u1", "u2", "u1", "u3"]),
+        "coupon": ["a|b", None, "c", "a|b"],
+        "clicked": [1, 0, 1, 0],
+    })  # fmt: skip
+    frame.to_parquet(tmp_path / "a.parquet", index=False)
+    features = FeatureSet(
+        (
+            FeatureSpec("user", "categorical", vocabulary=("u1", "u2", "u3")),
+            FeatureSpec("coupon", "multi_categorical", vocabulary=("a|b", "c"), max_valency=1),
+        ),
+        label="clicked",
+    )
+    options = StreamOptions(4, shuffle_buffer=0, shuffle_files=False)
+    stream = FileStream(str(tmp_path / "a.parquet"), features, options, "clicked")
+    inputs, _ = next(iter(stream.dataset()))
+    assert inputs["user"].numpy().tolist() == [b"u1", b"u2", b"u1", b"u3"]
+    assert inputs["coupon"].to_list() == [[b"a|b"], [], [b"c"], [b"a|b"]]

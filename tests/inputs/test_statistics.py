@@ -142,14 +142,14 @@ def test_integer_ids_and_optional_features_as_a_frame_would_have_them(tmp_path):
 
 
 def test_parquet_booleans_timestamps_and_excluded_columns_in_the_pass(tmp_path):
-    """TFDV has no boolean type and no timestamp type: a True/False label is described as
-    0/1, and a timestamp column must be excluded (as for a frame), and then is left out
+    """TFDV has no boolean, dictionary or timestamp type: a True/False label is described
+    as 0/1, a pandas category column by its values, and a timestamp column must be excluded (as for a frame), and then is left out
     of the pass (it failed the whole pass deep in Beam, excluded or not)."""
     import pandas as pd
 
     rows = range(120)
     frame = pd.DataFrame({
-        "user": [f"u{i % 4}" for i in rows],
+        "user": pd.Categorical([f"u{i % 4}" for i in rows]),  # an Arrow dictionary
         "seen_at": pd.to_datetime([1_700_000_000 + 60 * i for i in rows], unit="s"),
         "when": pd.to_datetime([1_700_000_000 + i for i in rows], unit="s"),
         "clicked": [bool(i % 3) for i in rows],
@@ -161,4 +161,5 @@ def test_parquet_booleans_timestamps_and_excluded_columns_in_the_pass(tmp_path):
     stats = compute_statistics(path, str(tmp_path / "stats.pb"), exclude=["when", "seen_at"])
     described = {f.path.step[0] for f in stats.datasets[0].features}
     assert described == {"user", "clicked"}
-    assert feature_set_from_statistics(stats, "clicked").names == ["user"]
+    features = feature_set_from_statistics(stats, "clicked")
+    assert features.names == ["user"] and features["user"].vocabulary is not None
