@@ -9,7 +9,7 @@ the shards one by one to name the culprit. That scan runs only on failure.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -39,7 +39,7 @@ def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str
     the first may be one of them.
     """
     if fmt == "tfrecord":
-        found = tfrecord_kinds(path, set(columns))
+        found = tfrecord_kinds(path, columns)
     elif fmt == "parquet":
         try:
             schema = parquet_schema(path)
@@ -62,18 +62,18 @@ def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str
 KIND_SCAN_RECORDS = 1000
 
 
-def tfrecord_kinds(path: str, columns: set[str] = frozenset()) -> dict[str, str]:
+def tfrecord_kinds(path: str, columns: Collection[str] = ()) -> dict[str, str]:
     """Feature -> value kind (``int64_list``...) in a TFRecord shard's first records: the
     first, and more until every one of ``columns`` is seen (``KIND_SCAN_RECORDS`` at most)."""
     found: dict[str, str] = {}
-    read = 0
+    wanted, read = set(columns), 0
     try:
         records = tf.data.TFRecordDataset(path, compression_type=_compression(path))
         for record in records.take(KIND_SCAN_RECORDS).as_numpy_iterator():
             read += 1
             for name, feature in tf.train.Example.FromString(record).features.feature.items():
                 found.setdefault(name, feature.WhichOneof("kind"))
-            if columns <= found.keys():
+            if wanted <= found.keys():
                 break
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, DecodeError) as err:
         raise ValueError(_corrupt(path, err)) from err
