@@ -110,6 +110,11 @@ def test_unsupported_columns_say_to_exclude():
         infer_feature_set(_frame().assign(vec=[[0.5, 1.5]] * 8), "clicked")
     with pytest.raises(ValueError, match=r"'ts' has unsupported type datetime64.*exclude=\['ts'\]"):
         infer_feature_set(_frame().assign(ts=pd.date_range("2024-01-01", periods=8)), "clicked")
+    # The hint names the CLI flag too, quoted for a shell.
+    with pytest.raises(ValueError, match=r"--exclude 'seen at' on the command line"):
+        infer_feature_set(
+            _frame().assign(**{"seen at": pd.date_range("2024", periods=8)}), "clicked"
+        )
     with pytest.raises(ValueError, match="No candidate features"):
         infer_feature_set(_frame()[["country", "clicked"]], "clicked", exclude=["country"])
 

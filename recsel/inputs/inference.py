@@ -23,6 +23,7 @@ import pyarrow as pa
 from recsel.inputs.spec_rules import SOURCE as _SOURCE
 from recsel.inputs.spec_rules import (
     categorical_spec,
+    exclude_hint,
     is_id_name,
     is_written_index,
     numeric_spec,
@@ -133,7 +134,7 @@ def _decide(
         if item_type in ("floating", "mixed-integer-float", "decimal"):
             raise ValueError(
                 f"{where} holds lists of floats; only lists of strings or integers can be "
-                f"multi-valent categorical features. Pass exclude=[{name!r}]."
+                f"multi-valent categorical features. Pass {exclude_hint(name)}."
             )
         return "multi_categorical", "string"
     dtype = series.dtype
@@ -163,7 +164,7 @@ def _decide(
         return "categorical", "string"
     raise ValueError(
         f"{where} has unsupported type {dtype}; convert it (e.g. a timestamp to a number) or "
-        f"pass exclude=[{name!r}]."
+        f"pass {exclude_hint(name)}."
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import warnings
 from typing import Any
 
@@ -43,6 +44,11 @@ def warn_written_index(name: str, stacklevel: int = 3) -> None:
     )
 
 
+def exclude_hint(name: str) -> str:
+    """How to leave column ``name`` out, in the Python API's words and the CLI's."""
+    return f"exclude=[{name!r}] (--exclude {shlex.quote(name)} on the command line)"
+
+
 def is_id_name(name: str) -> bool:
     return name.lower().endswith("id")  # covers "_id"; override with numeric=[...] if wrong
 
@@ -63,7 +69,7 @@ def vocabulary_from_counts(
         ['a', 'b']
     """
     if counts.empty:
-        raise ValueError(f"{SOURCE}: column {name!r} has no values; pass exclude=[{name!r}].")
+        raise ValueError(f"{SOURCE}: column {name!r} has no values; pass {exclude_hint(name)}.")
     kept = [(v, int(c)) for v, c in counts.items() if c >= min_count]
     if not kept:
         # Every value is rare: the column is ID-like noise at this row count. Keep its most
@@ -71,7 +77,7 @@ def vocabulary_from_counts(
         warnings.warn(
             f"{SOURCE}: no value of column {name!r} occurs min_count={min_count} times (the "
             f"most frequent occurs {int(counts.max())} times), so all but that one map to OOV. "
-            f"Lower min_count to keep its values, or pass exclude=[{name!r}].",
+            f"Lower min_count to keep its values, or pass {exclude_hint(name)}.",
             stacklevel=stacklevel,
         )
         kept = [(counts.index[0], int(counts.iloc[0]))]
@@ -106,7 +112,7 @@ def numeric_spec(name: str, series: pd.Series, transform: str, num_buckets: int)
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         raise ValueError(
-            f"{SOURCE}: numeric column {name!r} has no finite values; pass exclude=[{name!r}]."
+            f"{SOURCE}: numeric column {name!r} has no finite values; pass {exclude_hint(name)}."
         )
     mean, std = float(finite.mean()), float(finite.std())
     std = std if std > 0 and math.isfinite(std) else 1.0

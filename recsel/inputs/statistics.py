@@ -35,7 +35,7 @@ from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
 from recsel.inputs import _diagnose
 from recsel.inputs.readers import resolve_paths
 from recsel.inputs.schema_io import feature_set_from_schema, read_statistics
-from recsel.inputs.spec_rules import is_id_name
+from recsel.inputs.spec_rules import exclude_hint, is_id_name
 from recsel.inputs.table_io import format_of
 from recsel.spec.features import FeatureSet
 
@@ -75,7 +75,7 @@ def _check_describable(files: list[str], fmt: str, exclude: Sequence[str]) -> No
         if field.name not in exclude and not describable(field.type):
             raise ValueError(
                 f"{files[0]}: column {field.name!r} has unsupported type {field.type}; "
-                f"convert it (e.g. a timestamp to a number) or pass exclude=[{field.name!r}]."
+                f"convert it (e.g. a timestamp to a number) or pass {exclude_hint(field.name)}."
             )
 
 
