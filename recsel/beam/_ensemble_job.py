@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from recsel import params
-from recsel.inputs.prepare import InputOptions
+from recsel.inputs.prepare import InputOptions, should_stream
 from recsel.spec.config import SelectionConfig
 
 
@@ -91,6 +91,11 @@ class EnsembleJob:
         object.__setattr__(self, "exclude", tuple(self.exclude))
         object.__setattr__(self, "categorical", tuple(self.categorical))
         object.__setattr__(self, "list_columns", tuple(self.list_columns))
+        if self.list_columns and should_stream(self.input, self.stream):
+            raise ValueError(
+                "--list-columns needs the whole table in memory; it is not available while "
+                "streaming. Pass --stream off, or write the cells as lists (Parquet or TFRecord)."
+            )
 
     @property
     def checkpoint_root(self) -> str:

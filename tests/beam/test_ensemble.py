@@ -138,6 +138,13 @@ def test_run_specs_seeds_and_shards():
         EnsembleJob("x", "y", "out", num_runs=1)
 
 
+def test_list_columns_are_refused_for_a_streamed_ensemble():
+    # The frame path splits the cells; a stream cannot, so the job says so before launch.
+    with pytest.raises(ValueError, match="--list-columns needs the whole table in memory"):
+        EnsembleJob("x.csv", "y", "out", list_columns=("genres",), stream="on")
+    assert EnsembleJob("x.csv", "y", "out", list_columns=("genres",), stream="off").list_columns
+
+
 def test_beam_options_pass_through_and_are_not_taken_for_ours():
     args, beam_args = build_parser().parse_known_args(
         ["--input", "gs://b/t", "--label", "clicked", "--num-runs", "4", "--num-features", "9",
