@@ -176,6 +176,12 @@ def arrow_record_batches(
         raise ValueError(f"{path}: not a readable {fmt} shard ({err}).") from err
 
 
+def csv_inferred_schema(path: str) -> pa.Schema:
+    """The Arrow types a CSV shard's first block (1 MiB) infers for its columns."""
+    with _open_arrow(path) as f:
+        return pacsv.open_csv(f).schema
+
+
 def parquet_schema(path: str) -> pa.Schema:
     """A Parquet shard's Arrow schema, from its footer (the shard is not read)."""
     with _open_arrow(path) as f:

@@ -42,13 +42,27 @@ from recsel.spec.features import FeatureSet
 DEFAULT_MAX_VOCAB_SIZE = 100_000
 
 
-def _source(files: list[str], fmt: str) -> tfxio.TFXIO:
-    if fmt == "tfrecord":
-        return tfxio.TFExampleRecord(file_pattern=files)
-    if fmt == "parquet":
-        return ParquetTFXIO(file_pattern=files)
-    header = _diagnose.csv_header(files[0])
-    return tfxio.CsvTFXIO(file_pattern=files, column_names=header, skip_header_lines=1)
+class _ReadRecordBatches(beam.PTransform):
+    """The shards' record batches through TFXIO (CSV: one source per shard, flattened, as
+    ``CsvTFXIO`` takes a single pattern, not a list of files)."""
+
+    def __init__(self, files: list[str], fmt: str):
+        super().__init__()
+        self.files, self.fmt = files, fmt
+
+    def expand(self, pipeline):
+        if self.fmt == "tfrecord":
+            return pipeline | tfxio.TFExampleRecord(file_pattern=self.files).BeamSource()
+        if self.fmt == "parquet":
+            return pipeline | ParquetTFXIO(file_pattern=self.files).BeamSource()
+        header = _diagnose.csv_header(self.files[0])
+        parts = [
+            pipeline
+            | f"Shard{i}"
+            >> tfxio.CsvTFXIO(file_pattern=f, column_names=header, skip_header_lines=1).BeamSource()
+            for i, f in enumerate(self.files)
+        ]
+        return parts | beam.Flatten()
 
 
 def describable(kind: pa.DataType) -> bool:
@@ -152,15 +166,15 @@ def id_like_integers(path: str, fmt: str) -> list[str]:
 
     A frame's are categories (``recsel.inputs.inference``); the statistics pass counts
     these as categories too, so that their values, not a numeric histogram, are described
-    and become a vocabulary. CSV columns have no stored type, so none are found there.
+    and become a vocabulary. A CSV column is an integer one when its first block reads so.
     """
     if fmt == "tfrecord":
         kinds = _diagnose.tfrecord_kinds(path)
         return sorted(n for n, kind in kinds.items() if kind == "int64_list" and is_id_name(n))
-    if fmt == "parquet":
-        schema = _diagnose.parquet_schema(path)
-        return [f.name for f in schema if pa.types.is_integer(f.type) and is_id_name(f.name)]
-    return []
+    schema = (
+        _diagnose.parquet_schema(path) if fmt == "parquet" else _diagnose.csv_inferred_schema(path)
+    )
+    return [f.name for f in schema if pa.types.is_integer(f.type) and is_id_name(f.name)]
 
 
 def compute_statistics(
@@ -199,7 +213,6 @@ def compute_statistics(
         ...     pipeline_options=PipelineOptions(runner="DataflowRunner", ...))
     """
     files = resolve_paths(path)
-    source = _source(files, format_of(files[0]))
     parent = os.path.dirname(output_path) or "."
     tf.io.gfile.makedirs(parent)
     categorical = [*categorical, *id_like_integers(files[0], format_of(files[0]))]
@@ -210,7 +223,7 @@ def compute_statistics(
         with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
             _ = (
                 pipeline
-                | "Read" >> source.BeamSource()
+                | "Read" >> _ReadRecordBatches(files, format_of(files[0]))
                 | "Lists" >> beam.Map(scalars_as_lists, drop=sorted(exclude))
                 | "Statistics"
                 >> tfdv.GenerateStatistics(

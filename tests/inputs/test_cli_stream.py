@@ -143,3 +143,25 @@ def test_select_under_the_mirrored_strategy_flag(shards, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert len(json.loads((out / "selection.json").read_text())["selected"]) == 2
+
+
+def test_csv_shards_stream_with_integer_ids_as_categories(tmp_path, capsys):
+    # CsvTFXIO takes one pattern, not a list of files: a multi-shard CSV stream failed in
+    # the statistics pass; and an integer ID column was numeric, not a category.
+    data = make_synthetic(n_rows=1800, n_informative=2, n_duplicates=0, n_noise=1, n_traps=0)
+    frame = data.frame.select_dtypes(exclude="object").copy()  # CSV holds no list cells
+    frame["item_id"] = [i % 40 for i in range(len(frame))]
+    for s in range(3):
+        frame.iloc[s::3].to_csv(tmp_path / f"part-{s}.csv", index=False)
+    out = tmp_path / "out"
+    code = main(
+        ["select", str(tmp_path / "part-*.csv"), "--stream", "on", "--label", data.label]
+        + ["--num-features", "1", "--output-dir", str(out), "--quiet"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Streaming 2 training and 1 validation shard(s)" in captured.out
+    spec = json.loads((out / "feature_spec.json").read_text())
+    (item,) = [f for f in spec["features"] if f["name"] == "item_id"]
+    assert (item["kind"], item["dtype"]) == ("categorical", "int64")
+    assert sorted(item["vocabulary"]) == list(range(40))
