@@ -54,6 +54,8 @@ _NOISY_MODULES = (
     r"absl(\..*)?",
 )
 _state = {"verbose": False, "installed": False}
+# recsel's own source files: warnings raised from them print as plain lines in a shell.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def verbose_requested(argv: Sequence[str] | None = None) -> bool:
@@ -126,9 +128,6 @@ def plain_warnings() -> None:
 
     show._recsel = True  # type: ignore[attr-defined]
     warnings.showwarning = show
-
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _warning_filters(verbose: bool) -> None:

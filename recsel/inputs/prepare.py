@@ -142,14 +142,13 @@ def prepare(
         return _prepare_frames(
             data, options, validation_data, features, schema_path, statistics_path
         )
-    if options.time_column or options.nan_policy != "raise" or options.list_columns:
-        flag = (
-            "--time-column"
-            if options.time_column
-            else "--list-columns"
-            if options.list_columns
-            else "--nan-policy impute"
-        )
+    in_memory_only = {
+        "--time-column": bool(options.time_column),
+        "--list-columns": bool(options.list_columns),
+        "--nan-policy impute": options.nan_policy != "raise",
+    }
+    flag = next((flag for flag, asked in in_memory_only.items() if asked), None)
+    if flag is not None:
         raise ValueError(
             f"{flag} needs the whole table in memory; it is not available while streaming. "
             "Write the split (the imputed values, or list cells as lists: Parquet or "

@@ -125,8 +125,7 @@ def _valency(
         return size > 1, max(size, 1)
     if feature.HasField("value_count") and feature.value_count.max > 0:
         return feature.value_count.max > 1, int(feature.value_count.max)
-    which = fs.WhichOneof("stats") if fs is not None else None
-    common = getattr(fs, which).common_stats if which else None
+    common = _common_stats(fs)
     if common is not None and common.max_num_values > 0:
         return common.max_num_values > 1, int(common.max_num_values)
     # No shape and no statistics: it parses as a VarLenFeature, so treat it as a list.
@@ -138,9 +137,14 @@ def _absent_from_some(
 ) -> bool:
     """Whether the statistics saw examples without ``feature`` (and no shape overrides them:
     TFDV infers a shape only for a feature present in every example)."""
-    which = fs.WhichOneof("stats") if fs is not None else None
-    common = getattr(fs, which).common_stats if which else None
+    common = _common_stats(fs)
     return not feature.HasField("shape") and common is not None and common.num_missing > 0
+
+
+def _common_stats(fs: statistics_pb2.FeatureNameStatistics | None):
+    """The feature's ``CommonStatistics`` (in its string or numeric statistics), or None."""
+    which = fs.WhichOneof("stats") if fs is not None else None
+    return getattr(fs, which).common_stats if which else None
 
 
 def _global_domain(schema: schema_pb2.Schema, feature: schema_pb2.Feature):
@@ -195,7 +199,8 @@ def _categorical_spec(
     **common,
 ) -> FeatureSpec:
     vocab = _schema_vocabulary(schema, feature)
-    vocab = listed if vocab is None and listed else vocab
+    if vocab is None:  # no domain: the statistics pass's listed values, when given
+        vocab = listed
     stats_vocab, unique = _stats_vocabulary(fs, min_count)
     domain = (
         feature.int_domain if feature.HasField("int_domain") else _global_domain(schema, feature)
@@ -361,7 +366,7 @@ def feature_set_from_schema(
                     schema, feature, fs, "string", max_vocab_size, min_count, **common
                 )
             )
-        elif feature.type == schema_pb2.INT and _is_categorical_int(schema, feature):
+        elif categorical:  # an INT category
             specs.append(
                 _categorical_spec(
                     schema,

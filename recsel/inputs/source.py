@@ -105,6 +105,16 @@ class FrameSource:
         return self.frame.head(rows)
 
 
+# What tf.data raises for a bad shard (corrupt, or a feature missing or mistyped).
+INPUT_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.DataLossError)
+
+
+def explained(source: BatchSource, error: Exception) -> Exception:
+    """A stream's own account of an input error (which shard, which feature), if it has one."""
+    explain = getattr(source, "explain_error", None)
+    return explain(error) if explain is not None else error
+
+
 def first_labels(source: BatchSource, rows: int) -> np.ndarray:
     """The labels of a source's first ``rows`` rows (unshuffled), as float64.
 
@@ -133,9 +143,8 @@ def first_labels(source: BatchSource, rows: int) -> np.ndarray:
     try:
         for _, labels in source.dataset(rows, shuffle=False, num_epochs=1, **narrow).take(1):
             return labels.numpy().astype(np.float64).reshape(-1)
-    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
-        explain = getattr(source, "explain_error", None)
-        raise (explain(err) if explain is not None else err) from err
+    except INPUT_ERRORS as err:
+        raise explained(source, err) from err
     raise ValueError(f"first_labels(): the source of {source.label!r} holds no rows.")
 
 

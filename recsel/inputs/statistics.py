@@ -112,19 +112,25 @@ def scalars_as_lists(batch: pa.RecordBatch, drop: Sequence[str] = ()) -> pa.Reco
         names.append(name)
         if pa.types.is_dictionary(column.type):  # TFDV takes the values, not the codes
             column = column.dictionary_decode()
+        if _booleans_as_ints(column.type) != column.type:
+            column = column.cast(_booleans_as_ints(column.type))
         kind = column.type
-        if pa.types.is_boolean(kind):
-            column, kind = column.cast(pa.int64()), pa.int64()
-        elif pa.types.is_list(kind) and pa.types.is_boolean(kind.value_type):
-            column, kind = column.cast(pa.list_(pa.int64())), pa.list_(pa.int64())
-        elif pa.types.is_large_list(kind) and pa.types.is_boolean(kind.value_type):
-            column, kind = column.cast(pa.large_list(pa.int64())), pa.large_list(pa.int64())
         if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_null(kind):
             columns.append(column)
             continue
         offsets = pa.array(np.arange(len(column) + 1, dtype=np.int32))
         columns.append(pa.ListArray.from_arrays(offsets, column, mask=column.is_null()))
     return pa.RecordBatch.from_arrays(columns, names)
+
+
+def _booleans_as_ints(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with booleans (scalar or list items) as int64; other types unchanged."""
+    if pa.types.is_boolean(kind):
+        return pa.int64()
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        item = _booleans_as_ints(kind.value_type)
+        return pa.list_(item) if pa.types.is_list(kind) else pa.large_list(item)
+    return kind
 
 
 def stats_options(
@@ -213,17 +219,18 @@ def compute_statistics(
         ...     pipeline_options=PipelineOptions(runner="DataflowRunner", ...))
     """
     files = resolve_paths(path)
+    fmt = format_of(files[0])
     parent = os.path.dirname(output_path) or "."
     tf.io.gfile.makedirs(parent)
-    categorical = [*categorical, *id_like_integers(files[0], format_of(files[0]))]
-    _check_describable(files, format_of(files[0]), exclude)
+    categorical = [*categorical, *id_like_integers(files[0], fmt)]
+    _check_describable(files, fmt, exclude)
     temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{os.path.basename(output_path)}")
     try:
         # PipelineOptions() would parse sys.argv (the caller's own flags): pass [].
         with beam.Pipeline(options=pipeline_options or PipelineOptions([])) as pipeline:
             _ = (
                 pipeline
-                | "Read" >> _ReadRecordBatches(files, format_of(files[0]))
+                | "Read" >> _ReadRecordBatches(files, fmt)
                 | "Lists" >> beam.Map(scalars_as_lists, drop=sorted(exclude))
                 | "Statistics"
                 >> tfdv.GenerateStatistics(
@@ -235,9 +242,7 @@ def compute_statistics(
     except Exception as err:
         if tf.io.gfile.exists(temporary):
             tf.io.gfile.remove(temporary)
-        culprit = (
-            _diagnose.first_corrupt_tfrecord(files) if format_of(files[0]) == "tfrecord" else None
-        )
+        culprit = _diagnose.first_corrupt_tfrecord(files) if fmt == "tfrecord" else None
         where = culprit or path
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(

@@ -18,7 +18,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from recsel.inputs.frame_dataset import FrameBatches
 from recsel.inputs.readers import FileStream
-from recsel.inputs.source import BatchSource, FrameSource
+from recsel.inputs.source import INPUT_ERRORS, BatchSource, FrameSource, explained
 from recsel.spec.features import FeatureSet
 
 # Rows kept in memory as serving-latency inputs (calibration and budget rounds).
@@ -29,12 +29,6 @@ SERVING_SAMPLE_ROWS = 2048
 VALID_HEAD_ROWS = 5000
 # Rows per validation batch when evaluating.
 EVAL_BATCH_ROWS = 4096
-
-
-def explained(source: BatchSource, error: Exception) -> Exception:
-    """A stream's own account of an input error (which shard, which feature), if it has one."""
-    explain = getattr(source, "explain_error", None)
-    return explain(error) if explain is not None else error
 
 
 class ValidationRows:
@@ -132,7 +126,7 @@ class ValidationRows:
                 kept = inputs if names is None else {name: inputs[name] for name in names}
                 logits.append(model(kept, training=False).numpy()[:, 0])
                 labels.append(label.numpy())
-        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+        except INPUT_ERRORS as err:
             raise explained(self.source, err) from err
         return np.concatenate(labels), np.concatenate(logits)
 

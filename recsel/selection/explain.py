@@ -155,12 +155,17 @@ def _budget_verdict(result, record) -> str | None:
     return "; ".join(over)
 
 
-def _past_final(result, number: int) -> dict[str, Any]:
-    """The reason for a feature first selected in round ``number``, after the final one."""
-    record = next(r for r in result.rounds if r.index == number - 1)
+def _went_over(verdict: str | None) -> str:
+    """``_budget_verdict``'s words after "selected in round N," for a round over budget."""
+    return f"whose {verdict}" if verdict else "which went over the budget"
+
+
+def _past_final(result, record) -> dict[str, Any]:
+    """The reason for a feature first selected in round ``record``, after the final one."""
+    number = record.index + 1
     verdict = _budget_verdict(result, record)
     if verdict is None or verdict:
-        went = f"whose {verdict}" if verdict else "which went over the budget"
+        went = _went_over(verdict)
         return {
             "reason": "over_budget",
             "round": number,
@@ -200,9 +205,9 @@ def _too_big(result, features: FeatureSet | None) -> dict[str, str]:
     return out
 
 
-def _over_budget(result) -> dict[str, int]:
-    """Dropped features selected in a round after the final one -> that round's number."""
-    out: dict[str, int] = {}
+def _past_final_rounds(result) -> dict[str, Any]:
+    """Dropped features selected in a round after the final one -> that round's record."""
+    out: dict[str, Any] = {}
     kept = set(result.selected)
     if not result.rounds:
         return out
@@ -210,7 +215,7 @@ def _over_budget(result) -> dict[str, int]:
     for record in result.rounds[final + 1 :]:
         for name in record.selected:
             if name not in kept:
-                out.setdefault(name, record.index + 1)
+                out.setdefault(name, record)
     return out
 
 
@@ -230,8 +235,7 @@ def _left_selection(result) -> dict[str, dict[str, Any]]:
             seen.add(name)
             number = record.index + 1
             if record.index in discarded:
-                verdict = _budget_verdict(result, record)
-                went = f"whose {verdict}" if verdict else "which went over the budget"
+                went = _went_over(_budget_verdict(result, record))
                 detail = f"selected in round {number}, {went}; it left"
                 out[name] = {"reason": "over_budget", "round": number, "detail": detail}
             else:
@@ -273,7 +277,7 @@ def dropped_reasons(
     Returns:
         ``{feature: {"reason": ..., "detail": str, ...}}`` for every dropped candidate.
     """
-    over = _over_budget(result)
+    past_final = _past_final_rounds(result)
     left = _left_selection(result)
     too_big = _too_big(result, features)
     out: dict[str, dict[str, Any]] = {}
@@ -290,8 +294,8 @@ def dropped_reasons(
         if name in left:
             out[name] = left[name]
             continue
-        if name in over:
-            out[name] = _past_final(result, over[name])
+        if name in past_final:
+            out[name] = _past_final(result, past_final[name])
             continue
         if name in too_big:
             out[name] = {"reason": "over_budget", "detail": too_big[name]}

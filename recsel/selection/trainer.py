@@ -24,7 +24,7 @@ import pandas as pd
 import tensorflow as tf
 import tf_keras
 
-from recsel.inputs.source import BatchSource, as_source
+from recsel.inputs.source import INPUT_ERRORS, BatchSource, as_source, explained
 from recsel.model.layer import SequentialAttentionEmbedding
 from recsel.model.ranker import Ranker
 from recsel.progress import Progress
@@ -33,7 +33,6 @@ from recsel.selection._validation import (  # noqa: F401  (re-exported: the run'
     SERVING_SAMPLE_ROWS,
     VALID_HEAD_ROWS,
     ValidationRows,
-    explained,
 )
 from recsel.selection.train_loop import MAX_STEPS_PER_CALL, multi_step_train_function
 from recsel.spec.config import SelectionConfig
@@ -318,7 +317,7 @@ class SelectionTrainer:
                     if self._distributed
                     else self._train_fn(self._iterator, tf.constant(length, tf.int32))
                 )
-            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+            except INPUT_ERRORS as err:
                 raise explained(self.train_source, err) from err
             done, step = done + length, step + length
             loss = float(logs["loss"])
