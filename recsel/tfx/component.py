@@ -75,8 +75,9 @@ class SequentialAttentionSelector(base_beam_component.BaseBeamComponent):
 
     Beam is used for statistics when ``statistics`` is not given; per-component Beam
     options go through ``with_beam_pipeline_args`` as for any Beam component. The
-    selection model itself trains in the executor's process, so the train and eval
-    splits must fit in its memory.
+    selection model itself trains in the executor's process, streaming both splits with
+    TFXIO as Trainer does (one pass; memory is bounded by ``shuffle_buffer`` and the
+    candidates' embedding tables, not by the rows).
 
     Args:
         examples: ``Examples`` channel with the train and eval splits.

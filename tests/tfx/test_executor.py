@@ -9,7 +9,6 @@ import json
 import os
 import re
 
-import pyarrow as pa
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
@@ -32,7 +31,6 @@ from recsel.tfx import (
     load_selection,
     spec,
 )
-from recsel.tfx._data import table_to_frame
 from recsel.tfx.executor import _publish
 
 # vocabularies/: one file per vocabulary, referenced from feature_spec.json (issue 13).
@@ -298,40 +296,6 @@ def test_artifact_type_name_is_a_valid_vertex_schema_title():
     assert FeatureSelection.TYPE_NAME == "recsel.FeatureSelection"
 
 
-def test_table_to_frame_unwraps_scalars_and_keeps_lists():
-    features = FeatureSet.from_dict(
-        {
-            "version": 1,
-            "label": "y",
-            "features": [
-                {"name": "c", "kind": "categorical", "dtype": "string", "hash_buckets": 4,
-                 "embedding_dim": 8},
-                {"name": "m", "kind": "multi_categorical", "dtype": "string", "hash_buckets": 4,
-                 "embedding_dim": 8},
-                {"name": "x", "kind": "numeric", "dtype": "float32", "embedding_dim": 8},
-            ],
-        }
-    )  # fmt: skip
-    table = pa.table(
-        {
-            "c": pa.array([[b"a"], [], None], pa.large_list(pa.large_binary())),
-            "m": pa.array([[b"p", b"q"], [], None], pa.large_list(pa.large_binary())),
-            "x": pa.array([[1.5], [2.0], []], pa.large_list(pa.float32())),
-            "y": pa.array([[1], [0], [1]], pa.large_list(pa.int64())),
-        }
-    )
-    frame = table_to_frame(table, features, "y", "test split")
-    assert frame["c"].tolist()[0] == "a" and frame["c"].isna().tolist()[1:] == [True, True]
-    assert frame["m"].tolist()[:2] == [["p", "q"], []]
-    assert frame["x"].tolist()[:2] == [1.5, 2.0] and frame["x"].isna().tolist()[2]
-    assert frame["y"].tolist() == [1, 0, 1]
-    bad = table.set_column(
-        0, "c", pa.array([[b"a", b"b"], [], None], pa.large_list(pa.large_binary()))
-    )
-    with pytest.raises(ValueError, match=r"test split: feature 'c' has up to 2 values"):
-        table_to_frame(bad, features, "y", "test split")
-
-
 TOWERS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "testdata", "towers.py")
 
 
@@ -387,13 +351,15 @@ def test_recsel_report_finds_the_executors_artifact(selection_run, capsys):
 
 
 def test_the_executor_streams_and_never_reads_a_split_into_memory(testdata, tmp_path, monkeypatch):
-    from recsel.tfx import _data
+    from recsel.inputs import source, tabular
 
     def refuse(*args, **kwargs):
         raise AssertionError("a whole split was read into memory")
 
-    monkeypatch.setattr(_data, "read_split", refuse)
-    monkeypatch.setattr(_data, "table_to_frame", refuse)
+    # A split that became a frame reaches select() as a FrameSource, whichever reader
+    # built it; an Arrow table would become a frame through arrow_to_frame.
+    monkeypatch.setattr(source.FrameSource, "__init__", refuse)
+    monkeypatch.setattr(tabular, "arrow_to_frame", refuse)
     root, _ = testdata
     out = tmp_path / "out"
     Executor().Do(_inputs(root), _outputs(out), dict(PARAMS))
