@@ -1,4 +1,4 @@
-"""The ``recsel`` command line: ``recsel select`` on a file, ``recsel demo`` on synthetic data.
+"""The ``recsel`` command line: ``select`` on a file, ``demo`` on synthetic data, ``report``.
 
 Examples:
     recsel select data.parquet --label clicked --num-features 20 --output-dir out/
@@ -41,7 +41,13 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recsel", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="recsel",
+        description="Choose which features a ranker keeps and how wide each embedding is, "
+        "with Sequential Attention.",
+        epilog="examples:\n" + __doc__.split("Examples:\n", 1)[1].rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     sel = commands.add_parser(

@@ -10,6 +10,7 @@ import pytest
 
 from recsel.cli import (
     LatencyBudget,
+    build_parser,
     main,
     parse_latency_budget,
     parse_latency_ms,
@@ -328,7 +329,6 @@ def test_report_command_without_a_selection(tmp_path, capsys):
 
 
 def test_min_count_flag_documents_the_inference_default():
-    from recsel.cli import build_parser
     from recsel.inputs.inference import DEFAULT_MIN_COUNT
 
     parser = build_parser()
@@ -375,3 +375,11 @@ def test_list_columns_split_csv_text_cells_into_multi_valent_candidates(
         capsys,
     )
     assert code == 2 and "--list-columns needs the whole table in memory" in err
+
+
+def test_top_level_help_is_plain_text_with_examples():
+    text = build_parser().format_help()
+    assert "``" not in text  # the module docstring's reST markup stays out of --help
+    assert "examples:" in text and "recsel select data.parquet --label clicked" in text
+    for command in ("select", "demo", "report"):
+        assert command in text

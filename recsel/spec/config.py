@@ -164,10 +164,6 @@ class SelectionConfig:
             return self.train_steps
         return max(1, math.ceil(num_rows * self.epochs / self.batch_size))
 
-    def planned_passes(self, num_rows: int) -> float:
-        """Passes over ``num_rows`` training rows that the planned steps make."""
-        return self.planned_steps(num_rows) * self.batch_size / max(1, num_rows)
-
     @property
     def has_budget(self) -> bool:
         return self.has_latency_budget or self.memory_budget_bytes is not None
