@@ -31,7 +31,7 @@ from recsel.inputs.spec_rules import (
     warn_written_index,
 )
 from recsel.inputs.table_io import clean_list_values, holds_lists, list_array
-from recsel.inputs.tabular import arrow_to_frame, normalise_categorical
+from recsel.inputs.tabular import arrow_to_frame, normalise_categorical, numpy_backed
 from recsel.spec.features import NUMERIC_TRANSFORMS, FeatureSet, FeatureSpec
 
 _LIST_TYPES = (list, tuple, np.ndarray)
@@ -300,7 +300,7 @@ def infer_feature_set(
             spec = arrow_spec(name, table.column(index), *options)
             series = None if spec else arrow_to_frame(pa.table({name: table.column(index)}))[name]
         else:
-            series = frame[name]
+            series = numpy_backed(frame[name])  # pandas' nullable dtypes read as NumPy ones
         if spec is None:
             spec = _frame_spec(name, series, *options)
         width = embedding_dim(spec.vocabulary_size) if callable(embedding_dim) else embedding_dim

@@ -119,6 +119,27 @@ def read_table(
     return frame
 
 
+def numpy_backed(series: pd.Series) -> pd.Series:
+    """A pandas nullable column (``Int64``, ``Float64``, ``boolean``) in the NumPy form the
+    rules read, as ``read_csv`` without ``dtype_backend`` gives it: numbers with a missing
+    value become float64 with NaN, booleans with one objects with None, and a column with
+    none its NumPy dtype. Other columns are returned as they are.
+
+    Example:
+        >>> numpy_backed(pd.Series([1, None], dtype="Int64")).tolist()
+        [1.0, nan]
+    """
+    dtype = series.dtype
+    if not isinstance(dtype, pd.api.extensions.ExtensionDtype) or dtype.kind not in "iufb":
+        return series
+    missing = series.isna()
+    if not missing.any():
+        return series.astype(dtype.numpy_dtype)
+    if dtype.kind == "b":
+        return series.astype(object).where(~missing, None)
+    return series.astype(np.float64)
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
 
@@ -336,14 +357,15 @@ def validate_frame(
     # columns into a copy one by one rewrites its consolidated blocks each time (quadratic).
     out = {name: frame[name] for name in frame.columns}
     for spec in features:
+        column = numpy_backed(frame[spec.name])
         if spec.kind == "numeric":
-            out[spec.name] = _clean_numeric(frame[spec.name], spec.name, nan_policy, source)
+            out[spec.name] = _clean_numeric(column, spec.name, nan_policy, source)
         else:
-            out[spec.name] = normalise_categorical(frame[spec.name], spec, source)
+            out[spec.name] = normalise_categorical(column, spec, source)
     if binary_label:
-        out[label] = _binary_label(frame[label], label, source)
+        out[label] = _binary_label(numpy_backed(frame[label]), label, source)
     else:
-        values = pd.to_numeric(frame[label], errors="coerce")
+        values = pd.to_numeric(numpy_backed(frame[label]), errors="coerce")
         if not np.isfinite(values.to_numpy(np.float64)).all():
             raise ValueError(
                 f"{source}: label {label!r} has missing, non-numeric or infinite values."
