@@ -12,7 +12,8 @@ What quiet mode filters:
 - the ``absl`` and ``tensorflow`` Python loggers below ERROR (TFX, TFDV, Beam and
   Keras write their warnings there, e.g. ``ArtifactQuery.property_predicate``);
 - known third-party ``FutureWarning``/``DeprecationWarning``s (Google's "non-supported
-  Python version" notice and friends), matched by the module that issues them;
+  Python version" notice and friends), matched by the module that issues them, and
+  the Google notice in child interpreters too (Beam's workers; ``PYTHONWARNINGS``);
 - TFX's module packaging (``setup.py bdist_wheel``), whose output goes to a log file.
 
 What stays: recsel's own ``warnings.warn`` and its ``recsel.*`` loggers (INFO and up,
@@ -94,6 +95,7 @@ def install(verbose: bool | None = None, command_line: bool = False) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _subprocess_warnings(verbose)
     _warning_filters(verbose)
     _python_loggers(verbose)
     if command_line and not verbose:
@@ -128,6 +130,24 @@ def plain_warnings() -> None:
 
     show._recsel = True  # type: ignore[attr-defined]
     warnings.showwarning = show
+
+
+# Beam's multi-processing workers (and other Python children) import Google's client
+# libraries before any recsel code runs, so the filters below never reach them: each
+# worker printed the "non-supported Python version" FutureWarning. PYTHONWARNINGS is read
+# by every child interpreter at start-up; its message field is a literal prefix.
+_CHILD_FILTER = "ignore:You are using a non-supported Python version:FutureWarning"
+
+
+def _subprocess_warnings(verbose: bool) -> None:
+    entries = [e for e in os.environ.get("PYTHONWARNINGS", "").split(",") if e]
+    entries = [e for e in entries if e != _CHILD_FILTER]
+    if not verbose:
+        entries.append(_CHILD_FILTER)
+    if entries:
+        os.environ["PYTHONWARNINGS"] = ",".join(entries)
+    else:
+        os.environ.pop("PYTHONWARNINGS", None)
 
 
 def _warning_filters(verbose: bool) -> None:

@@ -96,3 +96,27 @@ def test_command_lines_print_recsel_warnings_as_one_plain_block(monkeypatch, cap
         "recsel WARNING: training data: rare values\n"
     )
     assert others == [("/elsewhere/x.py", 7)]  # Python's format, unchanged
+
+
+def test_child_interpreters_drop_googles_python_version_notice(restore_quiet, monkeypatch):
+    # Beam's multi-processing workers import Google's clients before recsel; they printed
+    # the notice once per worker and library (16 lines in a 2-worker pipeline).
+    monkeypatch.setenv("PYTHONWARNINGS", "default::ResourceWarning")
+    notice = (
+        "import warnings; warnings.warn('You are using a non-supported Python version "
+        "(3.10.13). Google will not post any further updates', FutureWarning); "
+        "warnings.warn('their own', FutureWarning)"
+    )
+
+    def child_stderr() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", notice], capture_output=True, text=True, check=True
+        ).stderr
+
+    _quiet.install(verbose=False)
+    quiet = child_stderr()
+    assert "non-supported Python version" not in quiet and "their own" in quiet
+    assert os.environ["PYTHONWARNINGS"].startswith("default::ResourceWarning,")  # kept
+    _quiet.install(verbose=True)
+    assert "non-supported Python version" in child_stderr()
+    assert os.environ["PYTHONWARNINGS"] == "default::ResourceWarning"

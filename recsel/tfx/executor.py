@@ -21,6 +21,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from recsel import quiet
 from recsel.atomic import atomic_write_text, read_text
 from recsel.inputs.prepare import InputOptions, build_features
 from recsel.inputs.schema_io import read_schema
@@ -102,6 +103,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 unachievable budget (``recsel.selection.budget.BudgetError``).
         """
         self._log_startup(input_dict, output_dict, exec_properties)
+        if not quiet.is_verbose():
+            quiet.plain_warnings()  # "recsel WARNING: ...", as the run's log lines read
         params = parse_params(exec_properties)
         tower = load_tower(exec_properties)
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])

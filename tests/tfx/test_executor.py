@@ -8,6 +8,7 @@ schema, as StatisticsGen and SchemaGen would produce them.
 import json
 import os
 import re
+import warnings
 
 import pytest
 import tensorflow as tf
@@ -360,9 +361,13 @@ def test_the_executor_streams_and_never_reads_a_split_into_memory(testdata, tmp_
     # built it; an Arrow table would become a frame through arrow_to_frame.
     monkeypatch.setattr(source.FrameSource, "__init__", refuse)
     monkeypatch.setattr(tabular, "arrow_to_frame", refuse)
+    monkeypatch.setattr(warnings, "showwarning", warnings._showwarning_orig)
     root, _ = testdata
     out = tmp_path / "out"
     Executor().Do(_inputs(root), _outputs(out), dict(PARAMS))
     selection = json.loads((out / "feature_selection" / "selection.json").read_text())
     assert len(selection["selected"]) == PARAMS["num_features"]
     assert selection["provenance"]["train_rows_seen"] >= 600
+    # Its warnings read as its log lines do ("recsel WARNING: ..."), not Python's
+    # "executor.py:137: UserWarning:" and a source line.
+    assert getattr(warnings.showwarning, "_recsel", False)
