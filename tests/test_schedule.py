@@ -112,3 +112,40 @@ def test_a_budget_first_round_gets_longer_events_where_the_rows_allow():
     # A count run has one round: nothing changes.
     counted = fit_schedule(64_000, 4, 8, 2.0, SelectionConfig(num_features=4))
     assert counted.round_steps == plan_schedule(64_000, [4], 2.0, SelectionConfig()).round_steps
+
+
+@pytest.mark.parametrize("rows, warned", [(66_392, False), (16_000, True)])
+def test_a_slightly_smaller_batch_is_logged_and_a_real_adaptation_warned(
+    rows, warned, caplog, recwarn
+):
+    # MovieLens' 66,392 training rows and 4 selections: 260 steps at batch 255, not 256.
+    # A 0.4% smaller batch is nothing to act on; 16,000 rows cut the batch to 78.
+    import logging
+
+    import pandas as pd
+
+    from recsel.selection.setup import prepare_run
+
+    config = SelectionConfig(num_features=4)
+    train = pd.DataFrame(index=range(rows))
+    with caplog.at_level(logging.INFO, logger="recsel.selection.setup"):
+        adapted, *_ = prepare_run(train, train, _features(8), config, 4, None, lambda c: None)
+    short = [w for w in recwarn if "training rows are short" in str(w.message)]
+    assert adapted.batch_size < 256 and bool(short) == warned
+    logged = [r.getMessage() for r in caplog.records if r.name == "recsel.selection.setup"]
+    assert (logged == []) == warned
+    if not warned:
+        assert logged == [
+            f"batch {adapted.batch_size} instead of 256, so that the 260 planned steps fit in "
+            f"one pass over {rows} training rows"
+        ]
+
+
+def _features(count: int):
+    from recsel.spec.features import FeatureSet
+
+    specs = [
+        {"name": f"x{i}", "kind": "numeric", "dtype": "float32", "embedding_dim": 16}
+        for i in range(count)
+    ]
+    return FeatureSet.from_dict({"version": 1, "label": "y", "features": specs})

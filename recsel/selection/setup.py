@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 from collections.abc import Callable
 
@@ -15,6 +16,8 @@ from recsel.selection.schedule import Schedule
 from recsel.selection.trainer import SelectionTrainer
 from recsel.spec.config import SelectionConfig
 from recsel.spec.features import FeatureSet
+
+_LOG = logging.getLogger("recsel.selection.setup")
 
 
 def prepare_run(
@@ -54,7 +57,17 @@ def prepare_run(
         config,
         shrinkable=config.has_budget and not k,
     )
-    if schedule.notes:
+    if _only_a_slightly_smaller_batch(schedule, config):
+        # Not worth a warning: nothing about the selection changes that the user would act on.
+        _LOG.info(
+            "batch %d instead of %d, so that the %d planned steps fit in one pass over %d "
+            "training rows",
+            schedule.batch_size,
+            config.batch_size,
+            schedule.total_steps,
+            train_rows,
+        )
+    elif schedule.notes:
         # One short line per adaptation: logs (and `| tee`) must not get 300-character lines.
         adaptations = "".join(f"\n  - {note}" for note in schedule.notes)
         warnings.warn(
@@ -73,6 +86,16 @@ def prepare_run(
     return adapted, trainer, budget_controller, schedule
 
 
+def _only_a_slightly_smaller_batch(schedule: Schedule, config: SelectionConfig) -> bool:
+    """The schedule's one adaptation is a batch at least ``SLIGHTLY_SMALLER_BATCH`` of the
+    requested one (66,392 rows and 4 selections at 256 made it 255)."""
+    lowered = schedule.batch_size < config.batch_size
+    slight = schedule.batch_size >= SLIGHTLY_SMALLER_BATCH * config.batch_size
+    return len(schedule.notes) == 1 and lowered and slight
+
+
+# A batch lowered to no less than this share of the requested one is logged, not warned of.
+SLIGHTLY_SMALLER_BATCH = 0.9
 # Rows read to estimate the training positive rate for the output bias.
 BASE_RATE_ROWS = 4096
 # The output bias starts at the base rate only when the minority class is rarer than this.
