@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         "select", help="Select features and widths on a CSV, Parquet or TFRecord file."
     )
     sel.add_argument(
-        "data", help="Training data: .csv, .parquet or .tfrecord[.gz] file, directory or glob."
+        "data",
+        help="Training data: .csv[.gz], .parquet or .tfrecord[.gz] file, directory or glob.",
     )
     sel.add_argument("--label", required=True, help="Binary label column.")
     spec = sel.add_mutually_exclusive_group()

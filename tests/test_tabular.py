@@ -70,8 +70,9 @@ def _write_tfrecord(path, rows: list[dict], gzipped: bool = False) -> None:
 # ---------------------------------------------------------------- reading
 
 
-def test_csv_round_trip_with_list_columns(tmp_path):
-    path = tmp_path / "data.csv"
+@pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
+def test_csv_round_trip_with_list_columns(tmp_path, name):
+    path = tmp_path / name  # pandas gzips a .gz name
     frame = _frame()
     on_disk = frame.assign(
         tags=frame["tags"].map("|".join), items=frame["items"].map(lambda v: "|".join(map(str, v)))
@@ -80,6 +81,13 @@ def test_csv_round_trip_with_list_columns(tmp_path):
     got = read_table(str(path), label="clicked", list_separator="|", list_columns=["tags", "items"])
     pd.testing.assert_frame_equal(got, frame)
     assert got["items"][0] == [1, 2] and isinstance(got["items"][0][0], int)
+
+
+def test_a_corrupt_gzipped_csv_is_named(tmp_path):
+    path = tmp_path / "data.csv.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=r"data.csv.gz: not a readable CSV file"):
+        read_table(str(path), label="clicked")
 
 
 def test_csv_list_options_are_checked(tmp_path):

@@ -9,6 +9,7 @@ the shards one by one to name the culprit. That scan runs only on failure.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Collection, Iterator
 
 import pyarrow as pa
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from recsel.inputs.table_io import MissingColumnError
+from recsel.inputs.table_io import MissingColumnError, gzipped
 from recsel.spec.features import FeatureSet
 
 KIND_DTYPES = {"bytes_list": "string", "int64_list": "int64", "float_list": "float32"}
@@ -28,7 +29,7 @@ _STATS_HINT = (
 
 
 def _compression(path: str) -> str:
-    return "GZIP" if path.lower().endswith(".gz") else ""
+    return "GZIP" if gzipped(path) else ""
 
 
 def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str]:
@@ -83,9 +84,14 @@ def tfrecord_kinds(path: str, columns: Collection[str] = ()) -> dict[str, str]:
 
 
 def csv_header(path: str) -> list[str]:
-    """The column names on a CSV shard's first line."""
-    with tf.io.gfile.GFile(path, "r") as f:
-        return [name.strip() for name in f.readline().rstrip("\r\n").split(",")]
+    """The column names on a CSV shard's first line (``.csv.gz`` decompressed)."""
+    with tf.io.gfile.GFile(path, "rb") as raw:
+        f = gzip.GzipFile(fileobj=raw) if gzipped(path) else raw
+        try:
+            line = f.readline().decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not a readable CSV shard ({err}).") from err
+    return [name.strip() for name in line.rstrip("\r\n").split(",")]
 
 
 def first_corrupt_tfrecord(files: list[str]) -> str | None:
@@ -154,7 +160,7 @@ def arrow_record_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of one Parquet or CSV shard, with errors that name the shard."""
     try:
-        with _open_arrow(path) as f:
+        with _open_arrow(path) if fmt == "parquet" else open_csv_shard(path) as f:
             if fmt == "parquet":
                 reader = pq.ParquetFile(f)
                 missing = [c for c in columns if c not in reader.schema_arrow.names]
@@ -178,7 +184,7 @@ def arrow_record_batches(
 
 def csv_inferred_schema(path: str) -> pa.Schema:
     """The Arrow types a CSV shard's first block (1 MiB) infers for its columns."""
-    with _open_arrow(path) as f:
+    with open_csv_shard(path) as f:
         return pacsv.open_csv(f).schema
 
 
@@ -186,6 +192,12 @@ def parquet_schema(path: str) -> pa.Schema:
     """A Parquet shard's Arrow schema, from its footer (the shard is not read)."""
     with _open_arrow(path) as f:
         return pq.ParquetFile(f).schema_arrow
+
+
+def open_csv_shard(path: str):
+    """A CSV shard as an Arrow input stream, decompressed when it is ``.csv.gz``."""
+    f = _open_arrow(path)
+    return pa.CompressedInputStream(f, "gzip") if gzipped(path) else f
 
 
 def _open_arrow(path: str):

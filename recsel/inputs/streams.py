@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import math
 import os
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from recsel.inputs import schema_io
 from recsel.inputs.candidates import InputOptions, build_features
 from recsel.inputs.readers import FileStream, StreamOptions, resolve_paths
 from recsel.inputs.statistics import compute_statistics, num_rows
-from recsel.inputs.table_io import format_of
+from recsel.inputs.table_io import format_of, gzipped
 from recsel.spec.features import FeatureSet
 
 VALID_BATCH_ROWS = 4096
@@ -170,10 +171,11 @@ def count_rows(files: Sequence[str]) -> int:
             with tf.io.gfile.GFile(path, "rb") as handle:
                 total += pq.ParquetFile(handle).metadata.num_rows
         elif kind == "tfrecord":
-            compression = "GZIP" if path.lower().endswith(".gz") else ""
+            compression = "GZIP" if gzipped(path) else ""
             records = tf.data.TFRecordDataset(path, compression_type=compression)
             total += int(records.reduce(0, lambda n, _: n + 1))
         else:
-            with tf.io.gfile.GFile(path, "r") as handle:
+            with tf.io.gfile.GFile(path, "rb") as raw:
+                handle = gzip.GzipFile(fileobj=raw) if gzipped(path) else raw
                 total += max(0, sum(1 for line in handle if line.strip()) - 1)  # less the header
     return total

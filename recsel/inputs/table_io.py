@@ -25,8 +25,8 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 SUPPORTED_EXTENSIONS = (
-    ".csv", ".parquet", ".parquet.brotli", ".pq", ".tfrecord", ".tfrecords", ".tfrecord.gz",
-    ".tfrecords.gz",
+    ".csv", ".csv.gz", ".parquet", ".parquet.brotli", ".pq", ".tfrecord", ".tfrecords",
+    ".tfrecord.gz", ".tfrecords.gz",
 )  # fmt: skip
 _LIST_TYPES = (list, tuple, np.ndarray)
 _SHARD_SUFFIX = re.compile(r"-\d+-of-\d+")  # Beam/TFX shard names: data_tfrecord-00000-of-00004.gz
@@ -42,13 +42,18 @@ class MissingColumnError(KeyError, ValueError):
 def format_of(path: str) -> str | None:
     """``csv``, ``parquet`` or ``tfrecord`` from a file name, or None if unsupported."""
     name = _SHARD_SUFFIX.sub("", os.path.basename(path).lower())
-    if name.endswith(".csv"):
+    if name.endswith((".csv", ".csv.gz")):
         return "csv"
     if name.endswith((".parquet", ".parquet.brotli", ".pq")):
         return "parquet"
     if re.search(r"[._]tfrecords?(\.gz)?$", name):
         return "tfrecord"
     return None
+
+
+def gzipped(path: str) -> bool:
+    """Whether a shard is GZIP-compressed (``.csv.gz``, ``.tfrecord.gz``, Beam's ``-of-N.gz``)."""
+    return path.lower().endswith(".gz")
 
 
 def resolve_files(path: str) -> list[str]:
@@ -84,10 +89,11 @@ def read_csv(path: str) -> pd.DataFrame:
     """One CSV file; an empty (zero-byte) file gives a frame without columns."""
     try:
         with tf.io.gfile.GFile(path, "rb") as f:  # GFile is not a full file object for pandas
-            return pd.read_csv(io.BytesIO(f.read()))
+            data = io.BytesIO(f.read())
+        return pd.read_csv(data, compression="gzip" if gzipped(path) else None)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
         raise ValueError(f"{path}: not a readable CSV file ({err}).") from err
 
 

@@ -145,17 +145,19 @@ def test_select_under_the_mirrored_strategy_flag(shards, tmp_path, capsys):
     assert len(json.loads((out / "selection.json").read_text())["selected"]) == 2
 
 
-def test_csv_shards_stream_with_integer_ids_as_categories(tmp_path, capsys):
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz"])
+def test_csv_shards_stream_with_integer_ids_as_categories(tmp_path, capsys, suffix):
     # CsvTFXIO takes one pattern, not a list of files: a multi-shard CSV stream failed in
-    # the statistics pass; and an integer ID column was numeric, not a category.
+    # the statistics pass; and an integer ID column was numeric, not a category. Gzipped
+    # CSV shards were refused ("unsupported file extension").
     data = make_synthetic(n_rows=1800, n_informative=2, n_duplicates=0, n_noise=1, n_traps=0)
     frame = data.frame.select_dtypes(exclude="object").copy()  # CSV holds no list cells
     frame["item_id"] = [i % 40 for i in range(len(frame))]
     for s in range(3):
-        frame.iloc[s::3].to_csv(tmp_path / f"part-{s}.csv", index=False)
+        frame.iloc[s::3].to_csv(tmp_path / f"part-{s}.{suffix}", index=False)
     out = tmp_path / "out"
     code = main(
-        ["select", str(tmp_path / "part-*.csv"), "--stream", "on", "--label", data.label]
+        ["select", str(tmp_path / f"part-*.{suffix}"), "--stream", "on", "--label", data.label]
         + ["--num-features", "1", "--output-dir", str(out), "--quiet"]
     )
     captured = capsys.readouterr()

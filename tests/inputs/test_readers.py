@@ -75,6 +75,7 @@ def shards(tmp_path_factory) -> str:
         pq.write_table(table, root / f"part-{s}.parquet")
         text = frame.assign(tags=frame.tags.map(lambda t: "|".join(map(str, t))))
         text.to_csv(root / f"part-{s}.csv", index=False)
+        text.to_csv(root / f"part-{s}.csv.gz", index=False)  # pandas compresses by name
     return str(root)
 
 
@@ -118,7 +119,7 @@ def test_workers_read_disjoint_shards_that_cover_the_data(shards):
         FileStream(pattern, FEATURES, StreamOptions(64, num_workers=4, worker_index=0))
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "csv.gz"])
 def test_parquet_and_csv_give_the_tfrecord_rows(shards, fmt):
     options = StreamOptions(64, shuffle_buffer=0, shuffle_files=False, cycle_length=1)
     stream = FileStream(f"{shards}/part-*.{fmt}", FEATURES, options, "clicked")
