@@ -192,6 +192,21 @@ def test_pruning_before_selection_is_a_clear_error():
         SequentialAttentionEmbedding(FEATURES).pruned()
 
 
+def test_a_selected_feature_without_a_chunk_says_how_to_give_it_one():
+    # num_chunks below what the selected features need leaves one at width 0: the README's
+    # raw-layer flow (schedule_selection, fit, pruned()) then stopped at a bare error.
+    layer = SequentialAttentionEmbedding(FEATURES, chunk_size=8)
+    layer.feature_attention.force_select([0, 1])  # country, item: 2 chunks each
+    layer.chunk_attention.set_selection(layer.chunks_of("country"))
+    with pytest.raises(ValueError, match=r"\['item'\] have no selected chunk") as caught:
+        layer.pruned()
+    assert "kept 2 of the selected features' 4 chunks" in str(caught.value)
+    assert "layer.set_chunk_counts({'item': 1})" in str(caught.value)
+    layer.set_chunk_counts({"item": 1})
+    assert layer.pruned().features.names == ["country", "item"]
+    assert layer.selected_widths() == {"country": 16, "item": 8}
+
+
 @pytest.mark.parametrize("hidden", [(16, 8), ()])
 def test_ranker_folds_gates_into_first_kernel_with_the_same_outputs_and_gradients(hidden):
     # The Ranker scales its first kernel's rows by the column gates instead of scaling

@@ -262,8 +262,14 @@ class SequentialAttentionEmbedding(EmbeddingTables):
         widths = {n: len(self.selected_columns_of(n)) for n in names}
         empty = [n for n, w in widths.items() if w == 0]
         if empty:
+            chosen = sum(len(c) for c in self.selected_chunks().values())
+            among = sum(len(self.chunks_of(n)) for n in names)
             raise ValueError(
-                f"Selected features {empty} have no selected chunk; call set_chunk_counts() first."
+                f"Selected features {empty} have no selected chunk (the chunk phase kept "
+                f"{chosen} of the selected features' {among} chunks), so the pruned layer "
+                "would give them width 0. Give each its best chunk before pruning, "
+                f"layer.set_chunk_counts({dict.fromkeys(empty, 1)}) (the hard-gated model "
+                "then predicts as the pruned one will), or schedule more chunks (num_chunks)."
             )
         kept = self.features.subset(names, widths)
         pruned = PrunedEmbedding(kept, name="pruned_embedding")
