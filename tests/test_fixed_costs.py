@@ -163,3 +163,28 @@ def test_string_vocabulary_is_an_array_and_looks_up_as_a_list_would():
     )
     values = tf.constant(["w", "x", "nope", "z", "y"])
     np.testing.assert_array_equal(stack.lookup(values).numpy(), reference(values).numpy())
+
+
+def test_chunk_ablation_runs_only_when_a_width_cut_needs_its_order(monkeypatch):
+    # Without a cut (rounding, max_dim, memory) the kept chunks are the selected ones in
+    # any order, so their held-out values were computed for nothing (0.1-0.2 s a round).
+    from recsel import SelectionConfig, select
+    from recsel.data.synthetic import make_synthetic
+    from recsel.inputs.inference import infer_feature_set
+    from recsel.inputs.tabular import validate_frame
+
+    calls = []
+    ablate = width_value.ablation_values
+    monkeypatch.setattr(
+        width_value, "ablation_values", lambda *a, **k: calls.append(1) or ablate(*a, **k)
+    )
+    data = make_synthetic(n_rows=6000, n_informative=3, n_duplicates=0, n_noise=3, n_traps=0)
+    features = infer_feature_set(data.frame, data.label, embedding_dim=32)
+    frame = validate_frame(data.frame, features, data.label)
+    train, valid = frame.iloc[:4800], frame.iloc[4800:]
+    roomy = select(train, valid, features, SelectionConfig(num_features=3), progress=False)
+    assert calls == [] and max(roomy.dims.values()) > 8
+    clipped = select(
+        train, valid, features, SelectionConfig(num_features=3, max_dim=8), progress=False
+    )
+    assert calls == [1] and set(clipped.dims.values()) == {8}
