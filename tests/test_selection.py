@@ -78,6 +78,42 @@ def test_k_larger_than_candidates_is_a_clear_error():
         select(train, valid, features, SelectionConfig(num_features=5), progress=False)
 
 
+@pytest.mark.parametrize(
+    "split, change, message",
+    [
+        ("train", lambda f, y: f.assign(**{y: 0.0}), r"training rows' label 'label' is 0 in all \d+ rows, so there is nothing to learn"),
+        ("valid", lambda f, y: f.assign(**{y: 1.0}), r"validation rows' label 'label' is 1 in all \d+ rows, so AUC is undefined"),
+        ("valid", lambda f, y: f.iloc[:0], "The validation frame has no rows"),
+        ("train", lambda f, y: f.drop(columns=[y]), "training frame has no label column 'label'"),
+    ],
+)  # fmt: skip
+def test_frames_without_both_label_classes_fail_before_training(split, change, message):
+    # Before, one class in training trained and "selected" silently; one class or no row
+    # in validation failed after the whole training (an empty one with numpy's "need at
+    # least one array to concatenate").
+    data = make_synthetic(n_rows=500, n_informative=2, n_duplicates=0, n_noise=1, n_traps=0)
+    train, valid, features = _prepared(data)
+    label = features.label
+    frames = {"train": train, "valid": valid}
+    frames[split] = change(frames[split], label)
+    with pytest.raises(ValueError, match=message):
+        select(frames["train"], frames["valid"], features, SelectionConfig(num_features=1),
+               progress=False)  # fmt: skip
+
+
+def test_a_stream_whose_first_rows_hold_one_class_is_warned_of(monkeypatch):
+    from types import SimpleNamespace
+
+    from recsel.selection import setup
+
+    monkeypatch.setattr(setup, "first_labels", lambda source, rows: np.zeros(rows))
+    trainer = SimpleNamespace(model=SimpleNamespace(logit=None), train_source=None)
+    trainer.model.logit = SimpleNamespace(bias=None)  # assigned only for rare labels
+    with pytest.warns(UserWarning, match=r"first 4096 training rows' label 'y' is 0 in every"):
+        with pytest.raises(AttributeError):  # the all-0 rate is rare: the bias is set next
+            setup.start_at_base_rate(trainer, object(), "y")
+
+
 def test_widths_that_are_not_whole_chunks_are_rejected():
     data = make_synthetic(n_rows=500, n_informative=2, n_duplicates=0, n_noise=1, n_traps=0)
     train, valid, features = _prepared(data, embedding_dim=12)

@@ -30,7 +30,7 @@ from recsel.selection import width_value
 from recsel.selection._copy_guard import CopyGuard
 from recsel.selection.rounds import run_round
 from recsel.selection.schedule import Schedule
-from recsel.selection.setup import prepare_run, start_at_base_rate
+from recsel.selection.setup import check_label_classes, prepare_run, start_at_base_rate
 from recsel.selection.trainer import SelectionTrainer
 from recsel.spec.config import SelectionConfig
 from recsel.spec.features import FeatureSet
@@ -84,6 +84,7 @@ def select(
     if features.label is None:
         raise ValueError("The feature set has no label; set FeatureSet.label.")
     k = config.resolve_num_features(len(features))
+    check_label_classes(train, valid, features.label)
     check_widths(features, config)
     resolve_tower(config.tower)  # a bad tower spec fails before any training
     started = time.time()

@@ -102,6 +102,35 @@ BASE_RATE_ROWS = 4096
 RARE_CLASS_RATE = 0.1
 
 
+def check_label_classes(train, valid, label: str) -> None:
+    """Frames (which hold all their rows) must have rows, and both label classes in each.
+
+    A training frame of one class trained and "selected" features without a word, and a
+    validation frame of one class or none failed only after the whole training, with
+    numpy's "need at least one array to concatenate" for an empty one.
+
+    Raises:
+        ValueError: Naming the split, the label and what it holds.
+    """
+    for frame, split in ((train, "training"), (valid, "validation")):
+        if not isinstance(frame, pd.DataFrame):
+            continue  # a stream is checked as it is read (``start_at_base_rate``)
+        if label not in frame.columns:
+            raise ValueError(
+                f"The {split} frame has no label column {label!r}; clean it with "
+                "recsel.inputs.tabular.validate_frame(frame, features, label) first."
+            )
+        if frame.empty:
+            raise ValueError(f"The {split} frame has no rows; selection needs {split} rows.")
+        classes = pd.unique(frame[label])
+        if len(classes) < 2:
+            raise ValueError(
+                f"The {split} rows' label {label!r} is {classes[0]:g} in all {len(frame)} rows, "
+                f"so {'there is nothing to learn' if split == 'training' else 'AUC is undefined'}"
+                f". Check the label column and the split: each class needs {split} rows."
+            )
+
+
 def start_at_base_rate(trainer: SelectionTrainer, train, label: str) -> None:
     """Starts the output bias at the training log-odds of a positive, for rare labels.
 
@@ -123,6 +152,14 @@ def start_at_base_rate(trainer: SelectionTrainer, train, label: str) -> None:
         if isinstance(train, pd.DataFrame)
         else first_labels(trainer.train_source, BASE_RATE_ROWS)
     )
+    if not isinstance(train, pd.DataFrame) and len(np.unique(labels)) < 2:
+        warnings.warn(
+            f"recsel: the first {len(labels)} training rows' label {label!r} is "
+            f"{labels[0]:g} in every row. If the shards are sorted by the label, the "
+            "bounded shuffle buffer cannot mix them and each selection event sees one class: "
+            "write the rows shuffled, or as more shards (files are shuffled too).",
+            stacklevel=3,
+        )
     rate = float(np.clip(np.mean(labels), 1e-4, 1 - 1e-4))
     if min(rate, 1 - rate) >= RARE_CLASS_RATE:
         return
