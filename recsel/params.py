@@ -153,7 +153,7 @@ PARAMS: tuple[Param, ...] = (
         flag="--latency-budget", pick="fraction",
     ),
     Param(
-        "memory_budget_bytes", "Embedding-table memory budget, e.g. 2GB.",
+        "memory_budget_bytes", "Embedding-table memory budget, e.g. 2GB, 512MiB or 2Gi.",
         flag="--memory-budget", parse=parse_memory_bytes, metavar="SIZE",
     ),
     Param("serving_batch_size", f"Batch size of the latency measurement {_K}."),

@@ -215,6 +215,24 @@ def test_bad_relative_budget_is_rejected(text):
 
 def test_memory_units():
     assert parse_memory_bytes("2GB") == 2e9 and parse_memory_bytes("1MiB") == 2**20
+    # Kubernetes' and Vertex's spellings: decimal letters, binary with "i".
+    assert parse_memory_bytes("2G") == 2e9 and parse_memory_bytes("2Gi") == 2**31
+    assert parse_memory_bytes("512M") == 512e6 and parse_memory_bytes("64Ki") == 2**16
+
+
+@pytest.mark.parametrize(
+    "parse, text, message",
+    [
+        (parse_memory_bytes, "lots", r"'lots' is not a number with a unit \(e.g. 2GB\)"),
+        (parse_memory_bytes, "-5MB", r"Memory budget must be positive, got '-5MB'"),
+        (parse_latency_ms, "-1ms", r"Latency budget must be positive, got '-1ms'"),
+        (parse_latency_ms, "fast", r"'fast' is not a number with a unit \(e.g. 3ms\)"),
+    ],
+)
+def test_bad_quantities_say_what_a_good_one_looks_like(parse, text, message):
+    # A memory budget's error gave a latency ("e.g. 3ms") as its example.
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        parse(text)
 
 
 @pytest.mark.parametrize("text", ["3 parsecs", "-1ms", "0ms", "fast"])

@@ -16,6 +16,16 @@ from typing import NamedTuple
 _LATENCY_UNITS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 _MEMORY_UNITS = {
     "b": 1,
+    # k, M, G, T alone are decimal and Ki, Mi, Gi, Ti binary, as Kubernetes and Vertex
+    # machine specs write them.
+    "k": 1e3,
+    "m": 1e6,
+    "g": 1e9,
+    "t": 1e12,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+    "ti": 2**40,
     "kb": 1e3,
     "mb": 1e6,
     "gb": 1e9,
@@ -27,10 +37,14 @@ _MEMORY_UNITS = {
 }
 
 
-def _quantity(text: str, units: dict[str, float], what: str, default_unit: str) -> float:
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ]*)\s*", text)
+def _quantity(
+    text: str, units: dict[str, float], what: str, default_unit: str, example: str
+) -> float:
+    match = re.fullmatch(r"\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ]*)\s*", text)
     if not match:
-        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number with a unit (e.g. 3ms).")
+        raise argparse.ArgumentTypeError(
+            f"{what} {text!r} is not a number with a unit (e.g. {example})."
+        )
     value, unit = float(match.group(1)), (match.group(2) or default_unit).lower()
     if unit not in units:
         raise argparse.ArgumentTypeError(
@@ -57,7 +71,7 @@ def parse_latency_ms(text: str) -> float:
         >>> parse_latency_ms("500us")
         0.5
     """
-    return _quantity(text, _LATENCY_UNITS, "Latency budget", "ms")
+    return _quantity(text, _LATENCY_UNITS, "Latency budget", "ms", "3ms")
 
 
 class LatencyBudget(NamedTuple):
@@ -100,7 +114,7 @@ def parse_memory_bytes(text: str) -> float:
     """Parses a size into bytes (bare numbers are bytes).
 
     Args:
-        text: ``2GB``, ``512MiB`` or ``1000``.
+        text: ``2GB``, ``512MiB``, ``2G`` (decimal), ``2Gi`` (binary) or ``1000``.
 
     Returns:
         Bytes.
@@ -112,4 +126,4 @@ def parse_memory_bytes(text: str) -> float:
         >>> parse_memory_bytes("2GB")
         2000000000.0
     """
-    return _quantity(text, _MEMORY_UNITS, "Memory budget", "b")
+    return _quantity(text, _MEMORY_UNITS, "Memory budget", "b", "2GB")
