@@ -314,6 +314,20 @@ def test_time_split_validates_on_latest_rows():
         split_frame(frame, 1.0)
 
 
+def test_time_split_parses_text_times_instead_of_sorting_the_text():
+    # US dates sort by month as text: '12/04/1997' came after '01/05/1998'.
+    days = pd.date_range("1997-11-01", periods=60, freq="D")
+    order = np.random.default_rng(1).permutation(60)
+    frame = pd.DataFrame({"when": days[order].strftime("%m/%d/%Y"), "x": order})
+    _, valid = split_frame(frame, 0.1, time_column="when")
+    assert sorted(valid["x"]) == list(range(54, 60))  # the six latest days
+    numbers = pd.DataFrame({"ts": (order * 86400).astype(str), "x": order})  # epochs as text
+    assert sorted(split_frame(numbers, 0.1, time_column="ts")[1]["x"]) == list(range(54, 60))
+    bad = frame.assign(when=["soon"] * 60)
+    with pytest.raises(ValueError, match=r"time_column 'when' holds text that is neither"):
+        split_frame(bad, 0.1, time_column="when")
+
+
 # ---------------------------------------------------------------- tf.data
 
 

@@ -137,7 +137,7 @@ def prepare_table(
                 raise ValueError(
                     f"time_column {time_column!r} has missing values; fill or drop those rows."
                 )
-            times = table.column(time_column).to_numpy()
+            times = splits.time_values(pd.Series(table.column(time_column).to_numpy()), time_column)
         train_rows, valid_rows = splits.split_rows(table.num_rows, validation_fraction, seed, times)
         train, valid = _split(table, train_rows, valid_rows)
         del table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -43,9 +45,31 @@ def split_frame(
             raise ValueError(
                 f"time_column {time_column!r} has missing values; fill or drop those rows."
             )
-        times = frame[time_column].to_numpy()
+        times = time_values(frame[time_column], time_column)
     train_rows, valid_rows = split_rows(len(frame), validation_fraction, seed, times)
     return frame.iloc[train_rows].copy(), frame.iloc[valid_rows].copy()
+
+
+def time_values(column: pd.Series, name: str) -> np.ndarray:
+    """Sortable times: numbers and datetimes as they are, text parsed as either. Sorting
+    the text itself put '12/04/1997' after '01/05/1998' (US dates sort by month first)."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
+        return column.to_numpy()
+    try:
+        return pd.to_numeric(column, errors="raise").to_numpy()
+    except (ValueError, TypeError):
+        pass
+    try:
+        # One format for the column, inferred from its first value: per-value parsing
+        # took 41 s for a million US dates, against 2 s (pandas 2 infers it by default).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pandas 2: the argument is obsolete
+            return pd.to_datetime(column, errors="raise", infer_datetime_format=True).to_numpy()
+    except (ValueError, TypeError, OverflowError) as err:
+        raise ValueError(
+            f"time_column {name!r} holds text that is neither a number nor a date or time "
+            f"({err}); give it as numbers (e.g. Unix seconds) or dates such as 2024-05-31."
+        ) from err
 
 
 def split_rows(

@@ -149,15 +149,20 @@ def test_prepare_table_equals_the_frame_path(tmp_path):
     )
 
 
-def test_time_split_and_separate_validation_file(tmp_path):
+@pytest.mark.parametrize("text_dates", [False, True])
+def test_time_split_and_separate_validation_file(tmp_path, text_dates):
     table = _mixed_table(3).drop(["empty_lists"])
-    table = table.append_column("ts", pa.array(np.random.default_rng(0).permutation(ROWS)))
+    order = np.random.default_rng(0).permutation(ROWS)
+    # US dates as text sort by month: both paths parse them, as the frame path does.
+    days = pd.date_range("1997-01-01", periods=ROWS, freq="D")[order].strftime("%m/%d/%Y")
+    table = table.append_column("ts", pa.array(list(days) if text_dates else order))
     path, other = str(tmp_path / "train.parquet"), str(tmp_path / "valid.parquet")
     pq.write_table(table, path)
     pq.write_table(table.slice(0, 100), other)
     by_time = prepare_table(path, "label", time_column="ts", nan_policy="impute")
     assert "ts" not in by_time.features.names
-    _, valid = splits.split_frame(tabular.read_table(path), 0.2, time_column="ts")
+    train, valid = splits.split_frame(tabular.read_table(path), 0.2, time_column="ts")
+    assert pd.to_datetime(valid["ts"]).min() > pd.to_datetime(train["ts"]).max()  # the latest
     labels = np.concatenate([y.numpy() for _, y in by_time.valid.dataset(1000)])
     np.testing.assert_array_equal(labels, valid["label"].to_numpy(np.float32))
     separate = prepare_table(path, "label", validation_data=other, nan_policy="impute")
