@@ -122,7 +122,15 @@ def check_label_classes(train, valid, label: str) -> None:
             )
         if frame.empty:
             raise ValueError(f"The {split} frame has no rows; selection needs {split} rows.")
-        classes = pd.unique(frame[label])
+        column = frame[label]
+        if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+            examples = [str(v) for v in pd.unique(column)[:3]]
+            raise ValueError(
+                f"The {split} frame's label {label!r} holds {column.dtype} values such as "
+                f"{examples}, not 0/1; clean the frames with "
+                "recsel.inputs.tabular.validate_frame(frame, features, label) first."
+            )
+        classes = pd.unique(column)
         if len(classes) < 2:
             raise ValueError(
                 f"The {split} rows' label {label!r} is {classes[0]:g} in all {len(frame)} rows, "
