@@ -135,7 +135,8 @@ def run_select(args: argparse.Namespace) -> int:
     # A multi-worker strategy must exist before TensorFlow runs its first op.
     strategy = _make_strategy(args.strategy)
     config = config_from_args(args)
-    check_output_dir(args.output_dir, args.overwrite)
+    inputs = [args.data, args.validation_data, args.features, args.schema, args.statistics]
+    check_output_dir(args.output_dir, args.overwrite, inputs)
     options = InputOptions.from_values(
         args.label, params.values_from_args(args), time_column=args.time_column, seed=config.seed
     )

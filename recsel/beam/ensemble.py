@@ -281,7 +281,7 @@ def run_ensemble(job: EnsembleJob, options: PipelineOptions | None = None) -> di
     """
     from recsel.atomic import check_output_dir, read_text
 
-    check_output_dir(job.output_dir, job.overwrite)
+    check_output_dir(job.output_dir, job.overwrite, [job.input])
     if job.features is not None:
         FeatureSet.from_dict(job.features, source="--features")  # fail before launching
     if should_stream(job.input, job.stream):

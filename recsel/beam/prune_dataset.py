@@ -250,7 +250,8 @@ def run_prune(job: PruneJob, options: PipelineOptions | None = None) -> dict[str
 
     started = time.time()
     plan = plan_prune(job)
-    with atomic_output_dir(job.output_dir, overwrite=job.overwrite) as staging:
+    inputs = [job.input, job.selection]
+    with atomic_output_dir(job.output_dir, overwrite=job.overwrite, inputs=inputs) as staging:
         pipeline = beam.Pipeline(options=options or PipelineOptions())
         build_prune_pipeline(pipeline, plan, os.path.join(staging, SHARD_PREFIX), job.num_shards)
         result = pipeline.run()
