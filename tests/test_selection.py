@@ -164,3 +164,14 @@ def test_config_rejects_bad_budgets():
         SelectionConfig(latency_budget_ms=3.0, latency_budget_fraction=0.5)
     assert SelectionConfig(latency_budget_fraction=0.5).has_budget
     assert np.isclose(SelectionConfig(memory_budget_bytes=1e9).memory_budget_bytes, 1e9)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("epochs", 0), ("batch_size", 0), ("learning_rate", -1e-3), ("chunk_size", 0),
+     ("dim_multiple", 0), ("min_dim", 0)],
+)  # fmt: skip
+def test_config_names_the_setting_that_is_not_positive(name, value):
+    # It said "epochs, batch_size and learning_rate must be positive." for any of them.
+    with pytest.raises(ValueError, match=rf"^{name} must be positive, got {value}\.$"):
+        SelectionConfig(**{name: value})

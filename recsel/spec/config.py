@@ -131,8 +131,7 @@ class SelectionConfig:
                     "latency_budget_fraction is a share of the full model's latency and must be "
                     f"in (0, 1], got {self.latency_budget_fraction}."
                 )
-        if self.chunk_size < 1 or self.dim_multiple < 1 or self.min_dim < 1:
-            raise ValueError("chunk_size, dim_multiple and min_dim must be positive.")
+        _check_positive(self, ("chunk_size", "dim_multiple", "min_dim"))
         if self.dim_multiple % self.chunk_size and self.chunk_size % self.dim_multiple:
             raise ValueError(
                 f"chunk_size ({self.chunk_size}) and dim_multiple ({self.dim_multiple}) must divide "
@@ -144,8 +143,7 @@ class SelectionConfig:
             raise ValueError(f"chunk_significance must be >= 0, got {self.chunk_significance}.")
         if not 0 < self.dim_fraction <= 1:
             raise ValueError(f"dim_fraction must be in (0, 1], got {self.dim_fraction}.")
-        if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError("epochs, batch_size and learning_rate must be positive.")
+        _check_positive(self, ("epochs", "batch_size", "learning_rate"))
         if self.train_steps is not None and self.train_steps < 1:
             raise ValueError(f"train_steps must be at least 1, got {self.train_steps}.")
         if self.plateau_patience < 1:
@@ -206,3 +204,11 @@ def tower_name(tower: str | Callable | None) -> str | None:
         return tower
     module = getattr(tower, "__module__", None) or "?"
     return f"{module}:{getattr(tower, '__qualname__', repr(tower))}"
+
+
+def _check_positive(config: SelectionConfig, names: tuple[str, ...]) -> None:
+    """Names the first of ``names`` that is not positive, with its value."""
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}.")
