@@ -39,6 +39,8 @@ import warnings
 from collections.abc import Sequence
 
 ENV_VAR = "RECSEL_VERBOSE"
+# Set by a shell's install(command_line=True): its child processes print plain warnings too.
+_PLAIN_VAR = "RECSEL_PLAIN_WARNINGS"
 _TRUE = ("1", "true", "yes", "on")
 # Third-party modules whose FutureWarning/DeprecationWarning a user cannot act on.
 _NOISY_MODULES = (
@@ -99,6 +101,10 @@ def install(verbose: bool | None = None, command_line: bool = False) -> None:
     _warning_filters(verbose)
     _python_loggers(verbose)
     if command_line and not verbose:
+        # Beam's worker processes import recsel afresh: they print its warnings as the
+        # shell does only if they are told to, through the environment they inherit.
+        os.environ[_PLAIN_VAR] = "1"
+    if not verbose and os.environ.get(_PLAIN_VAR) == "1":
         plain_warnings()
     _state["installed"] = True
 

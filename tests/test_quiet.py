@@ -120,3 +120,20 @@ def test_child_interpreters_drop_googles_python_version_notice(restore_quiet, mo
     _quiet.install(verbose=True)
     assert "non-supported Python version" in child_stderr()
     assert os.environ["PYTHONWARNINGS"] == "default::ResourceWarning"
+
+
+def test_a_shells_child_processes_print_recsel_warnings_plainly(restore_quiet, monkeypatch):
+    # Beam's multi-processing workers import recsel afresh: the ensemble job's workers
+    # printed "ensemble.py:122: UserWarning: recsel: ..." and a source line.
+    monkeypatch.delenv("RECSEL_PLAIN_WARNINGS", raising=False)
+    monkeypatch.delenv(_quiet.ENV_VAR, raising=False)
+    code = "import recsel, warnings; warnings.warn('recsel: rows are short')"
+
+    def child_stderr() -> str:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        return done.stderr
+
+    assert "UserWarning: recsel: rows are short" in child_stderr()  # a library user's format
+    monkeypatch.setattr(warnings, "showwarning", warnings._showwarning_orig)
+    _quiet.install(verbose=False, command_line=True)
+    assert child_stderr().strip() == "recsel WARNING: rows are short"
