@@ -41,9 +41,7 @@ def is_nonempty_dir(path: str) -> bool:
     return tf.io.gfile.isdir(path) and bool(tf.io.gfile.listdir(path))
 
 
-def check_output_dir(
-    path: str, overwrite: bool = False, inputs: Sequence[str | None] = ()
-) -> None:
+def check_output_dir(path: str, overwrite: bool = False, inputs: Sequence[str | None] = ()) -> None:
     """Fails early if ``path`` cannot become an output directory without losing data.
 
     Callers that work for a long time before writing (training, Beam jobs) call this

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,22 @@ def test_directory_of_parquet_shards_skips_markers(tmp_path):
         )
     (tmp_path / "_SUCCESS").write_text("")
     pd.testing.assert_frame_equal(read_table(str(tmp_path)), frame)
+
+
+def test_a_directory_of_partition_folders_suggests_a_pattern(tmp_path):
+    # Spark/Hive partitions (date=.../part-0.parquet): "holds no data files" said nothing
+    # of the folders, nor of the glob that reads them.
+    frame = _frame()
+    for day in ("date=2024-01-01", "date=2024-01-02"):
+        (tmp_path / day).mkdir()
+        pq.write_table(
+            pa.Table.from_pandas(frame, preserve_index=False), tmp_path / day / "p.parquet"
+        )
+    pattern = re.escape(f"'{tmp_path}/*/*.parquet'")
+    expected = rf"holds folders \(date=2024-01-01, date=2024-01-02\).*{pattern}"
+    with pytest.raises(FileNotFoundError, match=expected):
+        read_table(str(tmp_path))
+    assert len(read_table(str(tmp_path / "*" / "*.parquet"))) == 2 * len(frame)
 
 
 def test_glob_of_csv_and_tfrecord_shards(tmp_path):

@@ -56,6 +56,15 @@ def gzipped(path: str) -> bool:
     return path.lower().endswith(".gz")
 
 
+def _suffix_in(folder: str) -> str:
+    """The extension of the first data file in ``folder`` (Hive-style partitions), or ''."""
+    for name in sorted(tf.io.gfile.listdir(folder)):
+        if format_of(name) is not None:
+            lower = name.lower()
+            return max((e for e in SUPPORTED_EXTENSIONS if lower.endswith(e)), key=len, default="")
+    return ""
+
+
 def resolve_files(path: str) -> list[str]:
     """The data files behind ``path``: one file, a directory of shards, or a glob."""
     if any(ch in path for ch in "*?["):
@@ -65,10 +74,18 @@ def resolve_files(path: str) -> list[str]:
     elif tf.io.gfile.isdir(path):
         names = sorted(n.rstrip("/") for n in tf.io.gfile.listdir(path))
         # Hidden and marker files (.crc, _SUCCESS) are written by Spark/Beam next to the shards.
-        files = [os.path.join(path, n) for n in names if not n.startswith((".", "_"))]
-        files = [f for f in files if not tf.io.gfile.isdir(f)]
+        entries = [os.path.join(path, n) for n in names if not n.startswith((".", "_"))]
+        files = [f for f in entries if not tf.io.gfile.isdir(f)]
         if not files:
-            raise FileNotFoundError(f"{path}: the directory holds no data files.")
+            folders = [os.path.basename(f) for f in entries if f not in files]
+            hint = (
+                f" It holds folders ({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''}"
+                f"): pass a pattern over their files, e.g. "
+                f"'{os.path.join(path, '*', '*' + _suffix_in(os.path.join(path, folders[0])))}'."
+                if folders
+                else ""
+            )
+            raise FileNotFoundError(f"{path}: the directory holds no data files.{hint}")
     elif tf.io.gfile.exists(path):
         files = [path]
     else:
