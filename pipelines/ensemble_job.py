@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from recsel import quiet
     from recsel.atomic import read_text
+    from recsel.beam._consensus import SHORT_RULE
+    from recsel.beam._ensemble_io import ENSEMBLE_FILE
     from recsel.beam.ensemble import EnsembleJob, run_ensemble
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -107,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     consensus = record["consensus"]
     print(
-        f"Consensus of {len(record['runs'])} runs ({record['rule']}):\n  "
+        f"Consensus of {len(record['runs'])} runs ({SHORT_RULE}; the whole rule is in "
+        f"{ENSEMBLE_FILE}):\n  "
         + ", ".join(f"{n} (dim {consensus['dims'][n]})" for n in consensus["selected"])
     )
     print(f"Mean pairwise Jaccard similarity of the runs: {record['jaccard_mean']:.3f}")

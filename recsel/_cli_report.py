@@ -63,10 +63,12 @@ def run_report(args: argparse.Namespace) -> int:
     for label, names in groups.items():
         print(f"Dropped, {label}: {_names(names)}")
     ensemble = os.path.join(where, ENSEMBLE_FILE)
+    from recsel.beam._consensus import SHORT_RULE  # pure Python: no Beam is loaded
+
     if _exists(ensemble):
         record = json.loads(read_text(ensemble))
         print(
-            f"Ensemble of {len(record['runs'])} runs ({record.get('rule', 'consensus')}), "
+            f"Ensemble of {len(record['runs'])} runs (consensus: {SHORT_RULE}), "
             f"mean pairwise Jaccard {record['jaccard_mean']:.3f}"
         )
     report = os.path.join(where, REPORT_FILE)

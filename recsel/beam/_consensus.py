@@ -32,6 +32,8 @@ RULE = (
     "of the widths chosen by the runs that selected it, rounded up to a multiple of "
     "dim_multiple (or chunk_size, if larger)"
 )
+# The rule in a summary line (``RULE`` itself is in ensemble.json and the report).
+SHORT_RULE = "top k by votes, ties by mean rank, median widths"
 
 
 @dataclasses.dataclass(frozen=True)
