@@ -78,8 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from recsel import quiet
     from recsel.atomic import read_text
-    from recsel.beam._consensus import SHORT_RULE
-    from recsel.beam._ensemble_io import ENSEMBLE_FILE
+    from recsel.beam import SHORT_RULE
     from recsel.beam.ensemble import EnsembleJob, run_ensemble
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -110,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     consensus = record["consensus"]
     print(
         f"Consensus of {len(record['runs'])} runs ({SHORT_RULE}; the whole rule is in "
-        f"{ENSEMBLE_FILE}):\n  "
+        "ensemble.json):\n  "
         + ", ".join(f"{n} (dim {consensus['dims'][n]})" for n in consensus["selected"])
     )
     print(f"Mean pairwise Jaccard similarity of the runs: {record['jaccard_mean']:.3f}")

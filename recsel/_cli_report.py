@@ -63,7 +63,7 @@ def run_report(args: argparse.Namespace) -> int:
     for label, names in groups.items():
         print(f"Dropped, {label}: {_names(names)}")
     ensemble = os.path.join(where, ENSEMBLE_FILE)
-    from recsel.beam._consensus import SHORT_RULE  # pure Python: no Beam is loaded
+    from recsel.beam import SHORT_RULE  # pure Python: no Beam is loaded
 
     if _exists(ensemble):
         record = json.loads(read_text(ensemble))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from recsel.beam._consensus import RULE, Consensus, consensus, jaccard, stability
+from recsel.beam._consensus import RULE, SHORT_RULE, Consensus, consensus, jaccard, stability
 
 _LAZY = {
     "EnsembleJob": "recsel.beam.ensemble",
@@ -29,7 +29,7 @@ _LAZY = {
     "run_prune": "recsel.beam.prune_dataset",
 }
 
-__all__ = ["RULE", "Consensus", "consensus", "jaccard", "stability", *_LAZY]
+__all__ = ["RULE", "SHORT_RULE", "Consensus", "consensus", "jaccard", "stability", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -49,7 +49,8 @@ from recsel.beam._prune_io import (
     check_parquet,
     check_tfrecord_sample,
 )
-from recsel.inputs.table_io import MissingColumnError, format_of, resolve_files
+from recsel.inputs.paths import format_of, resolve_files
+from recsel.inputs.table_io import MissingColumnError
 
 SUCCESS_FILE = "_SUCCESS"
 SHARD_PREFIX = "part"

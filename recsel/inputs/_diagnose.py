@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from recsel.inputs.table_io import MissingColumnError, gzipped
+from recsel.inputs.paths import gzipped
+from recsel.inputs.table_io import MissingColumnError
 from recsel.spec.features import FeatureSet
 
 KIND_DTYPES = {"bytes_list": "string", "int64_list": "int64", "float_list": "float32"}

@@ -32,14 +32,13 @@ import pyarrow.compute as pc
 import tensorflow as tf
 
 from recsel.inputs import frame_dataset, inference, splits, tabular
+from recsel.inputs.paths import format_of, resolve_files
 from recsel.inputs.readers import python_cells
 from recsel.inputs.table_io import (
     MissingColumnError,
-    format_of,
     list_array,
     normalise_list_array,
     read_parquet_table,
-    resolve_files,
 )
 from recsel.spec.features import FeatureSet, FeatureSpec
 

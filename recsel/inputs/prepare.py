@@ -28,6 +28,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from recsel import params
 from recsel.inputs import schema_io
 from recsel.inputs.candidates import InputOptions, build_features
+from recsel.inputs.paths import format_of
 from recsel.inputs.readers import FileStream, resolve_paths
 from recsel.inputs.streams import (  # noqa: F401  (this module's names before the split)
     STATISTICS_FILE,
@@ -37,7 +38,6 @@ from recsel.inputs.streams import (  # noqa: F401  (this module's names before t
     prepare_streams,
     split_shards,
 )
-from recsel.inputs.table_io import format_of
 from recsel.spec.features import FeatureSet
 
 STREAM_MODES = params.get("stream").choices

@@ -33,7 +33,8 @@ import tensorflow as tf
 
 from recsel.inputs import _diagnose
 from recsel.inputs._arrow import ExampleEncoder
-from recsel.inputs.table_io import MissingColumnError, format_of, gc_paused, resolve_files
+from recsel.inputs.paths import format_of, resolve_files
+from recsel.inputs.table_io import MissingColumnError, gc_paused
 from recsel.spec.features import FeatureSet
 
 _TF_DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}

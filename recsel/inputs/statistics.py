@@ -33,10 +33,10 @@ from tfx_bsl.public import tfxio
 from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
 
 from recsel.inputs import _diagnose
+from recsel.inputs.paths import format_of
 from recsel.inputs.readers import resolve_paths
 from recsel.inputs.schema_io import feature_set_from_schema, read_statistics
 from recsel.inputs.spec_rules import exclude_hint, is_id_name
-from recsel.inputs.table_io import format_of
 from recsel.spec.features import FeatureSet
 
 DEFAULT_MAX_VOCAB_SIZE = 100_000

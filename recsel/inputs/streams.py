@@ -22,9 +22,9 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from recsel.inputs import schema_io
 from recsel.inputs.candidates import InputOptions, build_features
+from recsel.inputs.paths import format_of, gzipped
 from recsel.inputs.readers import FileStream, StreamOptions, resolve_paths
 from recsel.inputs.statistics import compute_statistics, num_rows
-from recsel.inputs.table_io import format_of, gzipped
 from recsel.spec.features import FeatureSet
 
 VALID_BATCH_ROWS = 4096

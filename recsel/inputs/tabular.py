@@ -20,19 +20,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from recsel.inputs.paths import SUPPORTED_EXTENSIONS, format_of, resolve_files
 from recsel.inputs.table_io import (
     _LIST_TYPES,
-    SUPPORTED_EXTENSIONS,
     MissingColumnError,
     arrow_to_frame,
     clean_list_values,
-    format_of,
     holds_lists,
     list_array,
     read_csv,
     read_parquet,
     read_tfrecord,
-    resolve_files,
     rows_of,
     split_list_cells,
 )

@@ -15,8 +15,8 @@ import pytest
 
 from pipelines.ensemble_job import build_parser
 from pipelines.ensemble_job import main as ensemble_main
-from recsel.beam import RULE, consensus, jaccard, stability
-from recsel.beam._consensus import SHORT_RULE, consensus_result
+from recsel.beam import RULE, SHORT_RULE, consensus, jaccard, stability
+from recsel.beam._consensus import consensus_result
 from recsel.beam.ensemble import EnsembleJob, refit_config, run_ensemble, shard_rows
 from recsel.data.synthetic import make_synthetic
 from recsel.spec import contract as _jsonschema
