@@ -88,10 +88,14 @@ def test_a_row_index_pandas_wrote_is_not_a_candidate(tmp_path):
 
 def test_bad_overrides():
     with pytest.raises(
-        ValueError, match=r"categorical= names unknown column\(s\) \['colour'\].*country"
+        ValueError,
+        match=r"categorical= \(--categorical on the command line\) names unknown column\(s\) \['colour'\].*country",
     ):
         infer_feature_set(_frame(), "clicked", min_count=1, categorical=["colour"])
-    with pytest.raises(ValueError, match=r"exclude= names unknown column\(s\) \['nope'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"exclude= \(--exclude on the command line\) names unknown column\(s\) \['nope'\]",
+    ):
         infer_feature_set(_frame(), "clicked", min_count=1, exclude=["nope"])
     with pytest.raises(ValueError, match=r"both categorical= and numeric="):
         infer_feature_set(

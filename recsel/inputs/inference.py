@@ -266,7 +266,8 @@ def infer_feature_set(
     for arg, names in (("categorical", categorical), ("numeric", numeric), ("exclude", exclude)):
         unknown = sorted(names - set(columns))
         if unknown:
-            raise ValueError(f"{arg}= names unknown column(s) {unknown}; columns: {columns}.")
+            flag = "" if arg == "numeric" else f" (--{arg} on the command line)"
+            raise ValueError(f"{arg}={flag} names unknown column(s) {unknown}; columns: {columns}.")
     if label in categorical | numeric:
         raise ValueError(
             f"The label {label!r} cannot be a candidate; remove it from categorical=/numeric=."
