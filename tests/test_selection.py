@@ -84,6 +84,7 @@ def test_k_larger_than_candidates_is_a_clear_error():
         ("train", lambda f, y: f.assign(**{y: 0.0}), r"training rows' label 'label' is 0 in all \d+ rows, so there is nothing to learn"),
         ("valid", lambda f, y: f.assign(**{y: 1.0}), r"validation rows' label 'label' is 1 in all \d+ rows, so AUC is undefined"),
         ("valid", lambda f, y: f.iloc[:0], "The validation frame has no rows"),
+        ("train", lambda f, y: f.assign(**{y: True}), r"training rows' label 'label' is 1 in all"),
         ("train", lambda f, y: f.drop(columns=[y]), "training frame has no label column 'label'"),
         ("train", lambda f, y: f.assign(**{y: f[y].map({0.0: "no", 1.0: "yes"})}),
          r"training frame's label 'label' holds object values such as \['(no|yes)', '(no|yes)'\]"),

@@ -133,7 +133,8 @@ def check_label_classes(train, valid, label: str) -> None:
         classes = pd.unique(column)
         if len(classes) < 2:
             raise ValueError(
-                f"The {split} rows' label {label!r} is {classes[0]:g} in all {len(frame)} rows, "
+                f"The {split} rows' label {label!r} is {float(classes[0]):g} in all {len(frame)} "
+                "rows, "
                 f"so {'there is nothing to learn' if split == 'training' else 'AUC is undefined'}"
                 f". Check the label column and the split: each class needs {split} rows."
             )
@@ -160,10 +161,10 @@ def start_at_base_rate(trainer: SelectionTrainer, train, label: str) -> None:
         if isinstance(train, pd.DataFrame)
         else first_labels(trainer.train_source, BASE_RATE_ROWS)
     )
-    if not isinstance(train, pd.DataFrame) and len(np.unique(labels)) < 2:
+    if not isinstance(train, pd.DataFrame) and len(np.unique(labels)) == 1:
         warnings.warn(
             f"recsel: the first {len(labels)} training rows' label {label!r} is "
-            f"{labels[0]:g} in every row. If the shards are sorted by the label, the "
+            f"{float(labels[0]):g} in every row. If the shards are sorted by the label, the "
             "bounded shuffle buffer cannot mix them and each selection event sees one class: "
             "write the rows shuffled, or as more shards (files are shuffled too).",
             stacklevel=3,
