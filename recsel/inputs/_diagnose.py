@@ -9,7 +9,6 @@ the shards one by one to name the culprit. That scan runs only on failure.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Collection, Iterator
 
 import pyarrow as pa
@@ -18,7 +17,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from recsel.inputs.paths import gzipped
+from recsel.inputs.paths import gzipped, open_bytes, tfrecord_compression
 from recsel.inputs.table_io import MissingColumnError
 from recsel.spec.features import FeatureSet
 
@@ -27,10 +26,6 @@ _STATS_HINT = (
     "The feature spec (and the statistics it was built from) does not match the data: "
     "recompute the statistics on these files, or fix the spec."
 )
-
-
-def _compression(path: str) -> str:
-    return "GZIP" if gzipped(path) else ""
 
 
 def first_record_kinds(path: str, fmt: str, columns: list[str]) -> dict[str, str]:
@@ -70,7 +65,7 @@ def tfrecord_kinds(path: str, columns: Collection[str] = ()) -> dict[str, str]:
     found: dict[str, str] = {}
     wanted, read = set(columns), 0
     try:
-        records = tf.data.TFRecordDataset(path, compression_type=_compression(path))
+        records = tf.data.TFRecordDataset(path, compression_type=tfrecord_compression(path))
         for record in records.take(KIND_SCAN_RECORDS).as_numpy_iterator():
             read += 1
             for name, feature in tf.train.Example.FromString(record).features.feature.items():
@@ -86,12 +81,11 @@ def tfrecord_kinds(path: str, columns: Collection[str] = ()) -> dict[str, str]:
 
 def csv_header(path: str) -> list[str]:
     """The column names on a CSV shard's first line (``.csv.gz`` decompressed)."""
-    with tf.io.gfile.GFile(path, "rb") as raw:
-        f = gzip.GzipFile(fileobj=raw) if gzipped(path) else raw
-        try:
+    try:
+        with open_bytes(path) as f:
             line = f.readline().decode("utf-8")
-        except (OSError, EOFError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: not a readable CSV shard ({err}).") from err
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable CSV shard ({err}).") from err
     return [name.strip() for name in line.rstrip("\r\n").split(",")]
 
 
@@ -99,7 +93,9 @@ def first_corrupt_tfrecord(files: list[str]) -> str | None:
     """The first TFRecord shard that does not read to its end, if any (only on failure)."""
     for path in files:
         try:
-            for _ in tf.data.TFRecordDataset(path, compression_type=_compression(path)).batch(4096):
+            for _ in tf.data.TFRecordDataset(
+                path, compression_type=tfrecord_compression(path)
+            ).batch(4096):
                 pass
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
             return path
@@ -231,7 +227,7 @@ def find_bad_shard(stream, error: Exception) -> Exception:
     for path in stream.files:
         try:
             if stream.format == "tfrecord":
-                records = tf.data.TFRecordDataset(path, compression_type=_compression(path))
+                records = tf.data.TFRecordDataset(path, compression_type=tfrecord_compression(path))
                 for batch in records.batch(4096):
                     tf.io.parse_example(batch, stream._parse_spec())
             else:

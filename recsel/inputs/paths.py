@@ -12,8 +12,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
 import re
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -41,6 +44,18 @@ def gzipped(path: str) -> bool:
     return path.lower().endswith(".gz")
 
 
+def tfrecord_compression(path: str) -> str:
+    """``TFRecordDataset``'s ``compression_type`` for a shard: ``GZIP`` or ``""``."""
+    return "GZIP" if gzipped(path) else ""
+
+
+@contextlib.contextmanager
+def open_bytes(path: str) -> Iterator:
+    """A shard's bytes, decompressed when it is gzipped (local or ``gs://``)."""
+    with tf.io.gfile.GFile(path, "rb") as raw:
+        yield gzip.GzipFile(fileobj=raw) if gzipped(path) else raw
+
+
 def _suffix_in(folder: str) -> str:
     """The extension of the first data file in ``folder`` (Hive-style partitions), or ''."""
     for name in sorted(tf.io.gfile.listdir(folder)):
@@ -48,6 +63,13 @@ def _suffix_in(folder: str) -> str:
             lower = name.lower()
             return max((e for e in SUPPORTED_EXTENSIONS if lower.endswith(e)), key=len, default="")
     return ""
+
+
+def _folders_hint(path: str, folders: list[str]) -> str:
+    """Names a directory's folders (Hive-style partitions) and the pattern over their files."""
+    shown = ", ".join(folders[:3]) + (", ..." if len(folders) > 3 else "")
+    pattern = os.path.join(path, "*", "*" + _suffix_in(os.path.join(path, folders[0])))
+    return f" It holds folders ({shown}): pass a pattern over their files, e.g. '{pattern}'."
 
 
 def resolve_files(path: str) -> list[str]:
@@ -63,13 +85,7 @@ def resolve_files(path: str) -> list[str]:
         files = [f for f in entries if not tf.io.gfile.isdir(f)]
         if not files:
             folders = [os.path.basename(f) for f in entries if f not in files]
-            hint = (
-                f" It holds folders ({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''}"
-                f"): pass a pattern over their files, e.g. "
-                f"'{os.path.join(path, '*', '*' + _suffix_in(os.path.join(path, folders[0])))}'."
-                if folders
-                else ""
-            )
+            hint = _folders_hint(path, folders) if folders else ""
             raise FileNotFoundError(f"{path}: the directory holds no data files.{hint}")
     elif tf.io.gfile.exists(path):
         files = [path]

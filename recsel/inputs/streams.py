@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import math
 import os
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from recsel.inputs import schema_io
 from recsel.inputs.candidates import InputOptions, build_features
-from recsel.inputs.paths import format_of, gzipped
+from recsel.inputs.paths import format_of, open_bytes, tfrecord_compression
 from recsel.inputs.readers import FileStream, StreamOptions, resolve_paths
 from recsel.inputs.statistics import compute_statistics, num_rows
 from recsel.spec.features import FeatureSet
@@ -171,11 +170,9 @@ def count_rows(files: Sequence[str]) -> int:
             with tf.io.gfile.GFile(path, "rb") as handle:
                 total += pq.ParquetFile(handle).metadata.num_rows
         elif kind == "tfrecord":
-            compression = "GZIP" if gzipped(path) else ""
-            records = tf.data.TFRecordDataset(path, compression_type=compression)
+            records = tf.data.TFRecordDataset(path, compression_type=tfrecord_compression(path))
             total += int(records.reduce(0, lambda n, _: n + 1))
         else:
-            with tf.io.gfile.GFile(path, "rb") as raw:
-                handle = gzip.GzipFile(fileobj=raw) if gzipped(path) else raw
+            with open_bytes(path) as handle:
                 total += max(0, sum(1 for line in handle if line.strip()) - 1)  # less the header
     return total
